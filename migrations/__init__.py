@@ -1,0 +1,1 @@
+"""Alembic revisions for the orchestrator's and the participants' schemas."""

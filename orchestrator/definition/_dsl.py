@@ -1,0 +1,156 @@
+"""The saga DSL: a definition is a list of steps, each a command to one participant with its compensation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from contracts import Command, FailureReply, StartCommand, SuccessReply
+from orchestrator.definition._retry import COMPENSATION_RETRY, DEFAULT_RETRY, RetryPolicy
+
+StartT = TypeVar("StartT", bound=StartCommand)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SagaContext(Generic[StartT]):
+    """What a command builder or guard sees: the start command and the replies of completed steps."""
+
+    input: StartT
+    results: Mapping[str, Mapping[str, Any]]
+
+
+CommandBuilder = Callable[[SagaContext[StartT]], Command]
+Guard = Callable[[SagaContext[StartT]], bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compensation(Generic[StartT]):
+    """The command that semantically undoes a step. It must be idempotent and tolerate
+    "nothing to undo" (the forward command may never have arrived)."""
+
+    command: type[Command]
+    build: CommandBuilder[StartT]
+    replies: tuple[type[SuccessReply], ...]
+    failures: tuple[type[FailureReply], ...] = ()
+    retry: RetryPolicy = COMPENSATION_RETRY
+    timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(Generic[StartT]):
+    """One local transaction in one participant."""
+
+    name: str
+    participant: str
+    command: type[Command]
+    build: CommandBuilder[StartT]
+    replies: tuple[type[SuccessReply], ...]
+    failures: tuple[type[FailureReply], ...] = ()
+    compensation: Compensation[StartT] | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    timeout: timedelta = timedelta(seconds=10)
+    when: Guard[StartT] | None = None
+    when_label: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SagaDefinition(Generic[StartT]):
+    """A validated saga: build it with :func:`saga` … ``.build()``, never directly."""
+
+    name: str
+    version: int
+    start: type[StartT]
+    steps: tuple[Step[StartT], ...]
+    time_to_live: timedelta
+    saga_id_of: Callable[[StartT], str | None]
+    _index: Mapping[str, int] = field(default_factory=dict, repr=False)
+
+    def step(self, name: str) -> Step[StartT]:
+        return self.steps[self._index[name]]
+
+    def position(self, name: str) -> int:
+        return self._index[name]
+
+    def context(self, data: Mapping[str, Any]) -> SagaContext[StartT]:
+        return SagaContext(input=self.start.model_validate(data["input"]), results=data.get("results", {}))
+
+
+class SagaBuilder(Generic[StartT]):
+    """Fluent builder; ``build()`` validates and raises ``InvalidSagaDefinition`` listing every problem."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        start: type[StartT],
+        version: int = 1,
+        time_to_live: timedelta = timedelta(minutes=10),
+        saga_id_of: Callable[[StartT], str | None] | None = None,
+    ) -> None:
+        self._name = name
+        self._start = start
+        self._version = version
+        self._ttl = time_to_live
+        self._saga_id_of: Callable[[StartT], str | None] = saga_id_of or (lambda _start: None)
+        self._steps: list[Step[StartT]] = []
+
+    def step(  # noqa: PLR0913 - a step has this many declared parts
+        self,
+        name: str,
+        *,
+        participant: str,
+        command: type[Command],
+        build: CommandBuilder[StartT],
+        replies: tuple[type[SuccessReply], ...],
+        failures: tuple[type[FailureReply], ...] = (),
+        compensation: Compensation[StartT] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: timedelta = timedelta(seconds=10),
+        when: Guard[StartT] | None = None,
+        when_label: str | None = None,
+    ) -> SagaBuilder[StartT]:
+        self._steps.append(
+            Step(
+                name=name,
+                participant=participant,
+                command=command,
+                build=build,
+                replies=replies,
+                failures=failures,
+                compensation=compensation,
+                retry=retry,
+                timeout=timeout,
+                when=when,
+                when_label=when_label,
+            ),
+        )
+        return self
+
+    def build(self) -> SagaDefinition[StartT]:
+        from orchestrator.definition._validate import validate  # noqa: PLC0415 - validate imports this module
+
+        definition = SagaDefinition(
+            name=self._name,
+            version=self._version,
+            start=self._start,
+            steps=tuple(self._steps),
+            time_to_live=self._ttl,
+            saga_id_of=self._saga_id_of,
+            _index={s.name: i for i, s in enumerate(self._steps)},
+        )
+        validate(definition)
+        return definition
+
+
+def saga(
+    name: str,
+    *,
+    start: type[StartT],
+    version: int = 1,
+    time_to_live: timedelta = timedelta(minutes=10),
+    saga_id_of: Callable[[StartT], str | None] | None = None,
+) -> SagaBuilder[StartT]:
+    """Begin a saga definition: ``saga("order_fulfillment", start=PlaceOrder).step(...).build()``."""
+    return SagaBuilder(name, start=start, version=version, time_to_live=time_to_live, saga_id_of=saga_id_of)

@@ -1,0 +1,107 @@
+"""Sending a batch of start commands and watching the sagas reach their terminal states."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import Envelope, PlaceOrder
+from orchestrator.messaging import body_bytes, encode_body, make_producer
+from orchestrator.settings import Settings
+
+TERMINAL = ("completed", "compensated", "failed")
+
+
+@dataclass
+class Progress:
+    total: int
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in TERMINAL)
+
+    @property
+    def in_flight(self) -> int:
+        return self.total - self.terminal
+
+
+async def send_orders(settings: Settings, orders: Sequence[PlaceOrder]) -> dict[str, datetime]:
+    """Publish every start command (with an envelope); returns when each was sent, by saga id."""
+    producer = make_producer(settings)
+    await producer.start()
+    sent: dict[str, datetime] = {}
+    try:
+        for order in orders:
+            saga_id = order.saga_id or order.order_id
+            envelope = Envelope(message_id=str(uuid.uuid4()), type=order.type_name(), saga_id=saga_id)
+            await producer.send(
+                settings.topics.start,
+                value=body_bytes(encode_body(order)),
+                key=saga_id.encode(),
+                headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
+            )
+            sent[saga_id] = datetime.now().astimezone()
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def status_counts(engine: AsyncEngine, saga_ids: Sequence[str]) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT status, count(*) FROM sagaline.saga_instance WHERE id = ANY(:ids) GROUP BY status"),
+                {"ids": list(saga_ids)},
+            )
+        ).all()
+    return {row[0]: int(row[1]) for row in rows}
+
+
+async def wait_terminal(
+    engine: AsyncEngine,
+    saga_ids: Sequence[str],
+    *,
+    timeout_s: float,
+    on_progress: Callable[[Progress], None] = lambda _p: None,
+    poll_s: float = 0.25,
+) -> Progress:
+    """Poll until every saga is terminal or the timeout passes; returns the last progress seen."""
+    deadline = time.monotonic() + timeout_s
+    progress = Progress(total=len(saga_ids))
+    while True:
+        progress = Progress(total=len(saga_ids), by_status=await status_counts(engine, saga_ids))
+        on_progress(progress)
+        if progress.terminal >= progress.total or time.monotonic() > deadline:
+            return progress
+        await asyncio.sleep(poll_s)
+
+
+async def latencies_ms(engine: AsyncEngine, sent_at: dict[str, datetime]) -> list[float]:
+    """From the moment the start command was sent to the saga's last state change."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT id, updated_at FROM sagaline.saga_instance "
+                    "WHERE id = ANY(:ids) AND status IN ('completed', 'compensated', 'failed')",
+                ),
+                {"ids": list(sent_at)},
+            )
+        ).all()
+    return sorted((row.updated_at - sent_at[row.id]).total_seconds() * 1000 for row in rows)
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index]

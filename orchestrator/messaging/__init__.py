@@ -1,0 +1,54 @@
+"""The shared messaging kernel used by the orchestrator and every participant."""
+
+from orchestrator.messaging._codec import (
+    TRACE_HEADERS,
+    DecodeError,
+    Incoming,
+    RecordRef,
+    body_bytes,
+    decode,
+    encode_body,
+)
+from orchestrator.messaging._consumer import Consumer, Processor, Rejected, record_ref, subscribe
+from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, dlq_headers
+from orchestrator.messaging._kafka import consumer_options, ensure_topics, make_broker, make_producer
+from orchestrator.messaging._relay import OutboxRelay
+from orchestrator.messaging._store import (
+    OutboxRecord,
+    StoredReply,
+    claim_inbox,
+    notify_channel,
+    store_reply,
+    stored_reply,
+    write_outbox,
+)
+
+__all__ = [
+    "DLQ_HEADER_PREFIX",
+    "TRACE_HEADERS",
+    "Consumer",
+    "DeadLetters",
+    "DecodeError",
+    "Incoming",
+    "OutboxRecord",
+    "OutboxRelay",
+    "Processor",
+    "RecordRef",
+    "Rejected",
+    "StoredReply",
+    "body_bytes",
+    "claim_inbox",
+    "consumer_options",
+    "decode",
+    "dlq_headers",
+    "encode_body",
+    "ensure_topics",
+    "make_broker",
+    "make_producer",
+    "notify_channel",
+    "record_ref",
+    "store_reply",
+    "stored_reply",
+    "subscribe",
+    "write_outbox",
+]

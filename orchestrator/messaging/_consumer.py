@@ -1,0 +1,107 @@
+"""Consumption glue: decode, process in one transaction, dead-letter what cannot be processed, then ack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from orchestrator.messaging._codec import DecodeError, Incoming, RecordRef, decode
+from orchestrator.messaging._dlq import DeadLetters
+from orchestrator.messaging._kafka import consumer_options
+from orchestrator.settings import Settings
+from orchestrator.transient import backoff_forever
+
+log = logging.getLogger(__name__)
+
+Processor = Callable[[Incoming], Awaitable[None]]
+
+
+class Rejected(Exception):  # noqa: N818 - reads as "the message was rejected"
+    """A well-formed message that cannot be processed (unknown saga, wrong topic, unexpected reply)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def record_ref(raw: Any) -> RecordRef:
+    return RecordRef(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value,
+        headers=tuple(raw.headers or ()),
+    )
+
+
+class Consumer:
+    """Turns one Kafka record into one processed message or one dead letter; never raises for bad input."""
+
+    def __init__(self, processor: Processor, dead_letters: DeadLetters, *, bare_json_topics: frozenset[str]) -> None:
+        self._processor = processor
+        self._dead_letters = dead_letters
+        self._bare_json_topics = bare_json_topics
+        self.processed = 0
+
+    async def handle(self, record: RecordRef) -> None:
+        reason: str | None = None
+        detail = ""
+        try:
+            incoming = decode(record, require_envelope=record.topic not in self._bare_json_topics)
+            await backoff_forever(lambda: self._processor(incoming), what="message processing")
+            self.processed += 1
+        except DecodeError as exc:
+            reason, detail = exc.reason, exc.detail
+        except Rejected as exc:
+            reason, detail = exc.reason, exc.detail
+        except Exception as exc:
+            log.exception("handler failed on %s/%d@%d", record.topic, record.partition, record.offset)
+            reason, detail = "handler-error", f"{type(exc).__name__}: {exc}"
+        if reason is not None:
+            await backoff_forever(
+                lambda: self._dead_letters.send(record, reason=reason, detail=detail),
+                what="dead-lettering",
+            )
+
+
+async def handle_batch(consumer: Consumer, records: list[RecordRef], *, concurrency: int) -> None:
+    """Records with the same partition and key (one saga) run in order; different sagas run concurrently."""
+    lanes: dict[tuple[int, bytes | None], list[RecordRef]] = defaultdict(list)
+    for record in records:
+        lanes[(record.partition, record.key)].append(record)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def run_lane(lane: list[RecordRef]) -> None:
+        async with limit:
+            for record in lane:
+                await consumer.handle(record)
+
+    await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
+
+
+def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], group: str, consumer: Consumer) -> None:
+    """Register a FastStream batch subscriber that commits offsets only after every record of the batch
+    was handled, i.e. after its database commit (or its dead letter's broker ack)."""
+
+    @broker.subscriber(  # type: ignore[untyped-decorator]
+        *topics,
+        group_id=group,
+        ack_policy=AckPolicy.MANUAL,
+        batch=True,
+        max_records=settings.consumer_batch_size,
+        batch_timeout_ms=settings.fetch_max_wait_ms,
+        **consumer_options(settings),
+    )
+    async def _on_batch(msg: KafkaMessage) -> None:
+        raw = msg.raw_message
+        records = [record_ref(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
+        await handle_batch(consumer, records, concurrency=settings.consumer_concurrency)
+        await msg.ack()

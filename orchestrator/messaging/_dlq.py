@@ -1,0 +1,50 @@
+"""Dead letters: the original bytes, where they came from and why, on ``saga.dlq``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from orchestrator.messaging._codec import RecordRef
+
+log = logging.getLogger(__name__)
+
+DLQ_HEADER_PREFIX = "sagaline-dlq-"
+
+
+def dlq_headers(record: RecordRef, *, consumer: str, reason: str, detail: str) -> list[tuple[str, bytes]]:
+    extra = {
+        "reason": reason,
+        "error": detail[:4000],
+        "source-topic": record.topic,
+        "source-partition": str(record.partition),
+        "source-offset": str(record.offset),
+        "consumer": consumer,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return [*record.headers, *((DLQ_HEADER_PREFIX + k, v.encode("utf-8")) for k, v in extra.items())]
+
+
+class DeadLetters:
+    """Publishes a record to the DLQ and waits for the broker's ack before the caller commits the offset."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, consumer: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._consumer = consumer
+        self.count = 0
+
+    async def send(self, record: RecordRef, *, reason: str, detail: str) -> None:
+        headers = dlq_headers(record, consumer=self._consumer, reason=reason, detail=detail)
+        await self._producer.send_and_wait(self._topic, value=record.value, key=record.key, headers=headers)
+        self.count += 1
+        log.warning(
+            "dead-lettered %s/%d@%d: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+            detail[:300],
+        )

@@ -1,0 +1,80 @@
+"""Kafka clients configured from settings: FastStream broker, producer, topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """Subscriber options. ``earliest`` because the embedded broker reports wrong end offsets."""
+    return {
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+    }
+
+
+def make_broker(settings: Settings, *, middlewares: Iterable[Any] = ()) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        enable_idempotence=False,
+        middlewares=tuple(middlewares),
+        logger=None,
+    )
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    # No idempotent producer or transactions: effectively-once comes from the outbox and inboxes.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=False,
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=15_000,
+    )
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, *, timeout_s: float = 60) -> list[str]:
+    """Create every missing topic with its final partition count before anyone produces: the embedded
+    broker acknowledges and drops writes to a missing topic. Returns the topics it created."""
+    wanted = list(topics if topics is not None else settings.topics.all())
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await _create_missing(settings, wanted)
+        except KafkaError as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("broker not ready for topic creation (%s); retrying", exc)
+            await asyncio.sleep(0.5)
+
+
+async def _create_missing(settings: Settings, wanted: list[str]) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1) for t in missing],
+                )
+            log.info("created topics %s", missing)
+        return missing
+    finally:
+        await admin.close()

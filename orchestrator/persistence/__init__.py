@@ -1,0 +1,41 @@
+"""Postgres persistence: tables, engines and saga repositories."""
+
+from orchestrator.persistence._db import asyncpg_dsn, create_engine, sqlalchemy_url
+from orchestrator.persistence._sagas import (
+    append_history,
+    claim_due,
+    get_saga,
+    insert_saga,
+    lock_saga,
+    save_saga,
+)
+from orchestrator.persistence._tables import (
+    ORCHESTRATOR_SCHEMA,
+    inbox,
+    inbox_table,
+    metadata,
+    outbox,
+    outbox_table,
+    saga_event,
+    saga_instance,
+)
+
+__all__ = [
+    "ORCHESTRATOR_SCHEMA",
+    "append_history",
+    "asyncpg_dsn",
+    "claim_due",
+    "create_engine",
+    "get_saga",
+    "inbox",
+    "inbox_table",
+    "insert_saga",
+    "lock_saga",
+    "metadata",
+    "outbox",
+    "outbox_table",
+    "saga_event",
+    "saga_instance",
+    "save_saga",
+    "sqlalchemy_url",
+]

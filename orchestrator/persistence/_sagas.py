@@ -1,0 +1,160 @@
+"""Reading and writing saga instances and their append-only history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.definition import HistoryEntry, SagaState, SagaStatus
+from orchestrator.persistence._tables import saga_event, saga_instance
+
+
+def _to_state(row: RowMapping) -> SagaState:
+    return SagaState(
+        saga_id=row["id"],
+        saga_type=row["saga_type"],
+        status=SagaStatus(row["status"]),
+        step=row["step"],
+        data=row["data"],
+        completed_steps=tuple(row["completed_steps"]),
+        to_compensate=tuple(row["to_compensate"]),
+        attempt=row["attempt"],
+        epoch=row["epoch"],
+        waiting=row["waiting"],
+        pending_command_id=row["pending_command_id"],
+        deadline_at=row["deadline_at"],
+        expires_at=row["expires_at"],
+        failure_reason=row["failure_reason"],
+    )
+
+
+def _columns(state: SagaState) -> dict[str, Any]:
+    return {
+        "status": state.status.value,
+        "step": state.step,
+        "data": dict(state.data),
+        "completed_steps": list(state.completed_steps),
+        "to_compensate": list(state.to_compensate),
+        "attempt": state.attempt,
+        "epoch": state.epoch,
+        "waiting": state.waiting,
+        "pending_command_id": state.pending_command_id,
+        "deadline_at": state.deadline_at,
+        "expires_at": state.expires_at,
+        "failure_reason": state.failure_reason,
+    }
+
+
+async def insert_saga(
+    session: AsyncSession,
+    state: SagaState,
+    *,
+    definition_version: int,
+    trace_context: dict[str, str] | None,
+    now: datetime,
+) -> bool:
+    """Insert a new saga; False when a saga with this id already exists (a duplicate start)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+    stmt = (
+        pg_insert(saga_instance)
+        .values(
+            id=state.saga_id,
+            saga_type=state.saga_type,
+            definition_version=definition_version,
+            trace_context=trace_context,
+            created_at=now,
+            updated_at=now,
+            **_columns(state),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(saga_instance.c.id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def lock_saga(session: AsyncSession, saga_id: str) -> tuple[SagaState, dict[str, str] | None] | None:
+    """``SELECT … FOR UPDATE``: the saga and its stored trace context, or None if unknown."""
+    row = (
+        (await session.execute(select(saga_instance).where(saga_instance.c.id == saga_id).with_for_update()))
+        .mappings()
+        .first()
+    )
+    return None if row is None else (_to_state(row), row["trace_context"])
+
+
+async def get_saga(session: AsyncSession, saga_id: str) -> RowMapping | None:
+    return (await session.execute(select(saga_instance).where(saga_instance.c.id == saga_id))).mappings().first()
+
+
+async def save_saga(session: AsyncSession, state: SagaState, *, now: datetime) -> None:
+    await session.execute(
+        update(saga_instance)
+        .where(saga_instance.c.id == state.saga_id)
+        .values(updated_at=now, version=saga_instance.c.version + 1, **_columns(state)),
+    )
+
+
+async def claim_due(
+    session: AsyncSession,
+    now: datetime,
+    limit: int,
+) -> list[tuple[SagaState, dict[str, str] | None]]:
+    """Live sagas whose deadline or time-to-live has passed, locked with ``SKIP LOCKED``."""
+    due = or_(
+        (saga_instance.c.deadline_at <= now) & saga_instance.c.status.in_(["running", "compensating"]),
+        (saga_instance.c.expires_at <= now) & (saga_instance.c.status == "running"),
+    )
+    rows = (
+        (
+            await session.execute(
+                select(saga_instance)
+                .where(due)
+                .order_by(saga_instance.c.deadline_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True),
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [(_to_state(r), r["trace_context"]) for r in rows]
+
+
+async def append_history(
+    session: AsyncSession,
+    saga_id: str,
+    entries: Sequence[HistoryEntry],
+    *,
+    from_status: SagaStatus | None,
+    to_status: SagaStatus,
+    now: datetime,
+) -> None:
+    if not entries:
+        return
+    last = (
+        await session.execute(
+            select(func.coalesce(func.max(saga_event.c.seq), 0)).where(saga_event.c.saga_id == saga_id)
+        )
+    ).scalar_one()
+    await session.execute(
+        insert(saga_event),
+        [
+            {
+                "saga_id": saga_id,
+                "seq": last + offset,
+                "type": entry.type,
+                "from_status": from_status.value if from_status and offset == 1 else None,
+                "to_status": to_status.value,
+                "step": entry.step,
+                "payload": dict(entry.payload),
+                "at": now,
+            }
+            for offset, entry in enumerate(entries, start=1)
+        ],
+    )

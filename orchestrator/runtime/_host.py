@@ -1,0 +1,94 @@
+"""Hosting one service process: database, producer, topics, consumer, relay, background loops, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.messaging import (
+    Consumer,
+    DeadLetters,
+    OutboxRelay,
+    Processor,
+    ensure_topics,
+    make_broker,
+    make_producer,
+    subscribe,
+)
+from orchestrator.persistence import asyncpg_dsn, create_engine
+from orchestrator.settings import Settings
+from orchestrator.transient import backoff_forever
+
+log = logging.getLogger(__name__)
+
+BackgroundTasks = Callable[[AsyncEngine, OutboxRelay], Sequence[Coroutine[Any, Any, None]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSpec:
+    """What differs between the orchestrator and a participant."""
+
+    name: str
+    outbox: Table
+    topics: Sequence[str]
+    make_processor: Callable[[AsyncEngine, OutboxRelay], Processor]
+    bare_json_topics: frozenset[str] = frozenset()
+    background: BackgroundTasks = field(default=lambda _db, _relay: ())
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT). Offsets are committed only after processing."""
+    stop = stop or asyncio.Event()
+    _install_signal_handlers(stop)
+    db = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    producer = make_producer(settings)
+    await backoff_forever(producer.start, what="producer start")
+    await ensure_topics(settings)
+    relay = OutboxRelay(
+        db,
+        spec.outbox,
+        producer,
+        dsn=asyncpg_dsn(settings.database_url),
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_interval_s,
+    )
+    dead_letters = DeadLetters(producer, settings.topics.dlq, spec.name)
+    consumer = Consumer(spec.make_processor(db, relay), dead_letters, bare_json_topics=spec.bare_json_topics)
+    broker = make_broker(settings)
+    subscribe(broker, settings, topics=list(spec.topics), group=settings.group_id(spec.name), consumer=consumer)
+    tasks = [asyncio.create_task(relay.run(), name=f"{spec.name}-relay")]
+    tasks += [asyncio.create_task(coro) for coro in spec.background(db, relay)]
+    try:
+        await backoff_forever(broker.start, what="consumer start")
+        log.info("sagaline %s ready", spec.name)
+        print(f"sagaline {spec.name} ready", flush=True)  # noqa: T201 - launchers wait for this line
+        stop_wait = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stop_wait and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        log.info("sagaline %s stopping", spec.name)
+        await broker.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await relay.publish_once()
+        await producer.stop()
+        await db.dispose()

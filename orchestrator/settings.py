@@ -1,0 +1,53 @@
+"""Configuration from the environment (prefix ``SAGALINE_``), one keyword-only settings object."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import Topics
+
+
+class Settings(BaseSettings):
+    """Every knob Sagaline reads. Each field is the environment variable ``SAGALINE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SAGALINE_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        description="Postgres URL (postgresql:// or postgresql+asyncpg://).",
+    )
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="Comma-separated host:port list.")
+    topic_prefix: str = Field(default="", description="Prefix for every topic name, e.g. 'acme.'.")
+    topic_partitions: int = Field(default=8, ge=1, description="Partitions of topics Sagaline creates.")
+    consumer_group_prefix: str = Field(default="sagaline", description="Consumer groups are <prefix>-<service>.")
+    fetch_max_wait_ms: int = Field(
+        default=100, ge=0, description="Set 10 for the embedded broker: it never wakes a waiting fetch."
+    )
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="3000 for the embedded broker.")
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="1000 for the embedded broker.")
+    consumer_batch_size: int = Field(default=200, ge=1, description="Records fetched and handled per consumer batch.")
+    consumer_concurrency: int = Field(
+        default=8, ge=1, description="Sagas handled at once within a batch (ordered per saga)."
+    )
+    relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per relay round.")
+    relay_poll_interval_s: float = Field(default=1.0, gt=0, description="Relay fallback poll when no NOTIFY arrives.")
+    sweeper_interval_s: float = Field(default=0.5, gt=0, description="How often the deadline sweeper looks.")
+    sweeper_batch_size: int = Field(default=200, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    payment_glitch_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of charges the payment service fails retryably (demo/chaos)."
+    )
+    payment_glitch_seed: int | None = Field(default=None, description="Seed for the glitch injector.")
+    shipment_unserved_countries: str = Field(
+        default="AQ,KP", description="Countries shipment refuses (comma-separated)."
+    )
+    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port when set.")
+    log_level: str = Field(default="INFO")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix)
+
+    def group_id(self, service: str) -> str:
+        return f"{self.consumer_group_prefix}-{service}"

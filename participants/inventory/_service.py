@@ -1,0 +1,101 @@
+"""The inventory service: stock per SKU and reservations per order. Stock never goes negative."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, Text, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from contracts import (
+    InventoryReleased,
+    InventoryReservationFailed,
+    InventoryReserved,
+    ReleaseInventory,
+    Reply,
+    ReserveInventory,
+)
+from participants.kit import LocalTransaction, Participant
+
+SCHEMA = "inventory_svc"
+
+metadata = MetaData(schema=SCHEMA)
+product = Table(
+    "product",
+    metadata,
+    Column("sku", Text, primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False, server_default=text("0")),
+    CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="stock_not_negative"),
+)
+reservation = Table(
+    "reservation",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("quantities", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+)
+
+inventory = Participant("inventory", metadata=metadata)
+
+
+@inventory.handles(ReserveInventory)
+async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
+    wanted: dict[str, int] = defaultdict(int)
+    for item in cmd.items:
+        wanted[item.sku] += item.quantity
+    existing = (
+        await tx.session.execute(select(reservation.c.status).where(reservation.c.order_id == cmd.order_id))
+    ).first()
+    if existing is not None:
+        return InventoryReservationFailed(
+            order_id=cmd.order_id, reason=f"order already has a {existing.status} reservation"
+        )
+    # Lock in SKU order so concurrent reservations never deadlock.
+    rows = (
+        await tx.session.execute(
+            select(product.c.sku, product.c.on_hand, product.c.reserved)
+            .where(product.c.sku.in_(sorted(wanted)))
+            .order_by(product.c.sku)
+            .with_for_update(),
+        )
+    ).all()
+    stock = {r.sku: r.on_hand - r.reserved for r in rows}
+    for sku, quantity in sorted(wanted.items()):
+        if sku not in stock:
+            return InventoryReservationFailed(order_id=cmd.order_id, reason=f"unknown sku {sku}")
+        if stock[sku] < quantity:
+            return InventoryReservationFailed(
+                order_id=cmd.order_id,
+                reason=f"not enough stock for {sku}: {stock[sku]} available, {quantity} wanted",
+            )
+    for sku, quantity in sorted(wanted.items()):
+        await tx.session.execute(
+            update(product).where(product.c.sku == sku).values(reserved=product.c.reserved + quantity)
+        )
+    await tx.session.execute(insert(reservation).values(order_id=cmd.order_id, quantities=dict(wanted), status="live"))
+    return InventoryReserved(order_id=cmd.order_id)
+
+
+@inventory.handles(ReleaseInventory)
+async def release(tx: LocalTransaction, cmd: ReleaseInventory) -> Reply:
+    row = (
+        await tx.session.execute(
+            select(reservation.c.quantities, reservation.c.status)
+            .where(reservation.c.order_id == cmd.order_id)
+            .with_for_update(),
+        )
+    ).first()
+    if row is None:
+        # Release before reserve: leave a tombstone so a late reserve is refused.
+        await tx.session.execute(insert(reservation).values(order_id=cmd.order_id, quantities={}, status="released"))
+        return InventoryReleased(order_id=cmd.order_id)
+    if row.status == "live":
+        for sku, quantity in sorted(row.quantities.items()):
+            await tx.session.execute(
+                update(product).where(product.c.sku == sku).values(reserved=product.c.reserved - quantity),
+            )
+        await tx.session.execute(
+            update(reservation).where(reservation.c.order_id == cmd.order_id).values(status="released"),
+        )
+    return InventoryReleased(order_id=cmd.order_id)

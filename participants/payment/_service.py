@@ -1,0 +1,101 @@
+"""The payment service: customers with a credit limit, one charge per order, refunds."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from sqlalchemy import BigInteger, Column, MetaData, Table, Text, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+from contracts import ChargePayment, PaymentCharged, PaymentDeclined, PaymentRefunded, RefundPayment, Reply
+from participants.kit import LocalTransaction, Participant
+
+SCHEMA = "payment_svc"
+
+metadata = MetaData(schema=SCHEMA)
+customer = Table(
+    "customer",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("credit_limit_cents", BigInteger, nullable=False),
+)
+charge = Table(
+    "charge",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("charge_id", Text, nullable=False),
+    Column("customer_id", Text),
+    Column("amount_cents", BigInteger, nullable=False, server_default=text("0")),
+    Column("status", Text, nullable=False),
+)
+
+payment = Participant("payment", metadata=metadata)
+
+
+class GatewayGlitches:
+    """Injects retryable gateway failures at a configured rate (demo and chaos runs)."""
+
+    def __init__(self) -> None:
+        self._random: random.Random | None = None
+
+    def strikes(self, rate: float, seed: int | None) -> bool:
+        if rate <= 0:
+            return False
+        if self._random is None:
+            self._random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
+        return self._random.random() < rate
+
+
+_glitches = GatewayGlitches()
+
+
+@payment.handles(ChargePayment)
+async def charge_payment(tx: LocalTransaction, cmd: ChargePayment) -> Reply:
+    if _glitches.strikes(tx.settings.payment_glitch_rate, tx.settings.payment_glitch_seed):
+        return PaymentDeclined(
+            order_id=cmd.order_id, reason="payment gateway timed out", retryable=True, error_type="gateway-glitch"
+        )
+    limit = (
+        await tx.session.execute(
+            select(customer.c.credit_limit_cents).where(customer.c.customer_id == cmd.customer_id).with_for_update(),
+        )
+    ).scalar_one_or_none()
+    if limit is None:
+        return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
+    existing = (await tx.session.execute(select(charge.c.status).where(charge.c.order_id == cmd.order_id))).first()
+    if existing is not None:
+        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {existing.status} charge")
+    outstanding = (
+        await tx.session.execute(
+            select(func.coalesce(func.sum(charge.c.amount_cents), 0)).where(
+                (charge.c.customer_id == cmd.customer_id) & (charge.c.status == "charged"),
+            ),
+        )
+    ).scalar_one()
+    if outstanding + cmd.amount_cents > limit:
+        return PaymentDeclined(
+            order_id=cmd.order_id,
+            reason=f"over the credit limit: {outstanding} + {cmd.amount_cents} > {limit} cents",
+        )
+    charge_id = str(uuid.uuid4())
+    await tx.session.execute(
+        insert(charge).values(
+            order_id=cmd.order_id,
+            charge_id=charge_id,
+            customer_id=cmd.customer_id,
+            amount_cents=cmd.amount_cents,
+            status="charged",
+        ),
+    )
+    return PaymentCharged(order_id=cmd.order_id, charge_id=charge_id)
+
+
+@payment.handles(RefundPayment)
+async def refund_payment(tx: LocalTransaction, cmd: RefundPayment) -> Reply:
+    # Refund before charge leaves a tombstone, so a late charge for the order is declined.
+    await tx.session.execute(
+        insert(charge).values(order_id=cmd.order_id, charge_id="none", status="refunded").on_conflict_do_nothing(),
+    )
+    await tx.session.execute(update(charge).where(charge.c.order_id == cmd.order_id).values(status="refunded"))
+    return PaymentRefunded(order_id=cmd.order_id)

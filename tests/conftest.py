@@ -1,0 +1,59 @@
+"""Shared fixtures: the infrastructure (env → testcontainers → embedded) and per-module stacks."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.launch import Stack
+from tests.support.infra import Infra, docker_engine, plan, start_infra
+
+
+def pytest_report_header() -> list[str]:
+    chosen = plan()
+    _ok, why = docker_engine()
+    return [f"sagaline infrastructure: postgres from {chosen['postgres']}, kafka from {chosen['kafka']} ({why})"]
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    workdir = Path(tempfile.mkdtemp(prefix="sagaline-tests-"))
+    started = start_infra(workdir)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture(scope="module")
+def database_url(infra: Infra) -> Iterator[str]:
+    with infra.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    infra: Infra, database_url: str, topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """All five services as separate processes over the real broker and a fresh database."""
+    running = Stack(
+        workdir=tmp_path_factory.mktemp("stack"),
+        database_url=database_url,
+        bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=topic_prefix,
+        extra_env={**infra.broker_env, "SAGALINE_LOG_LEVEL": "INFO"},
+    )
+    try:
+        await running.start()
+        yield running
+    finally:
+        running.stop()
