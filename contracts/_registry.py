@@ -56,9 +56,9 @@ class Registry:
         body_type = raw.get("type", type_hint)
         if not isinstance(body_type, str):
             raise ContractError("schema-invalid", "body has no string `type` field and no type header")
+        model = self.model(body_type)
         if type_hint is not None and type_hint != body_type:
             raise ContractError("schema-invalid", f"type header {type_hint!r} disagrees with body type {body_type!r}")
-        model = self.model(body_type)
         try:
             return model.model_validate({**raw, "type": body_type})
         except ValidationError as exc:

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     consumer_concurrency: int = Field(
         default=8, ge=1, description="Sagas handled at once within a batch (ordered per saga)."
     )
+    topic_check_interval_s: float = Field(default=5.0, gt=0, description="How often services re-create missing topics.")
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger records are dead-lettered as oversized."
+    )
     relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per relay round.")
     relay_poll_interval_s: float = Field(default=1.0, gt=0, description="Relay fallback poll when no NOTIFY arrives.")
     sweeper_interval_s: float = Field(default=0.5, gt=0, description="How often the deadline sweeper looks.")
@@ -39,6 +43,9 @@ class Settings(BaseSettings):
         default=0.0, ge=0, le=1, description="Share of charges the payment service fails retryably (demo/chaos)."
     )
     payment_glitch_seed: int | None = Field(default=None, description="Seed for the glitch injector.")
+    payment_refunds_down: bool = Field(
+        default=False, description="Refunds fail retryably: a simulated refund-gateway outage."
+    )
     shipment_unserved_countries: str = Field(
         default="AQ,KP", description="Countries shipment refuses (comma-separated)."
     )

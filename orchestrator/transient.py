@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError, UnsupportedVersionError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never, wait_exponential_jitter
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_PERMANENT_KAFKA = (MessageSizeTooLargeError, RecordTooLargeError, UnsupportedVersionError)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -30,6 +32,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 def is_transient(exc: BaseException) -> bool:
     """Infrastructure trouble that goes away by itself: lost connections, a restarting server, a busy broker."""
+    if isinstance(exc, _PERMANENT_KAFKA):
+        return False
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, DBAPIError) and isinstance(exc.orig, Exception):

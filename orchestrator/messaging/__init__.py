@@ -11,7 +11,8 @@ from orchestrator.messaging._codec import (
 )
 from orchestrator.messaging._consumer import Consumer, Processor, Rejected, record_ref, subscribe
 from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, dlq_headers
-from orchestrator.messaging._kafka import consumer_options, ensure_topics, make_broker, make_producer
+from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
+from orchestrator.messaging._reader import read_topic
 from orchestrator.messaging._relay import OutboxRelay
 from orchestrator.messaging._store import (
     OutboxRecord,
@@ -43,9 +44,11 @@ __all__ = [
     "dlq_headers",
     "encode_body",
     "ensure_topics",
+    "guard_topics",
     "make_broker",
     "make_producer",
     "notify_channel",
+    "read_topic",
     "record_ref",
     "store_reply",
     "stored_reply",

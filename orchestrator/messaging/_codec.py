@@ -44,10 +44,12 @@ class DecodeError(ValueError):
         self.detail = detail
 
 
-def decode(record: RecordRef, *, require_envelope: bool) -> Incoming:
+def decode(record: RecordRef, *, require_envelope: bool, max_bytes: int | None = None) -> Incoming:
     """Parse headers and body. Without ``require_envelope`` a bare JSON body is accepted (``saga.start``)."""
     if record.value is None:
         raise DecodeError("undecodable", "record has no value (tombstone)")
+    if max_bytes is not None and len(record.value) > max_bytes:
+        raise DecodeError("oversized", f"{len(record.value)} bytes > {max_bytes}")
     try:
         values: dict[str, object] = dict(Envelope.header_values(record.headers))
         message = REGISTRY.decode(record.value, type_hint=values.get("type"))  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -45,17 +46,32 @@ def record_ref(raw: Any) -> RecordRef:
 class Consumer:
     """Turns one Kafka record into one processed message or one dead letter; never raises for bad input."""
 
-    def __init__(self, processor: Processor, dead_letters: DeadLetters, *, bare_json_topics: frozenset[str]) -> None:
+    def __init__(
+        self,
+        processor: Processor,
+        dead_letters: DeadLetters,
+        *,
+        bare_json_topics: frozenset[str],
+        max_message_bytes: int,
+    ) -> None:
+        self._max_message_bytes = max_message_bytes
         self._processor = processor
         self._dead_letters = dead_letters
         self._bare_json_topics = bare_json_topics
         self.processed = 0
 
     async def handle(self, record: RecordRef) -> None:
+        await self._handle(record)
+
+    async def _handle(self, record: RecordRef) -> None:
         reason: str | None = None
         detail = ""
         try:
-            incoming = decode(record, require_envelope=record.topic not in self._bare_json_topics)
+            incoming = decode(
+                record,
+                require_envelope=record.topic not in self._bare_json_topics,
+                max_bytes=self._max_message_bytes,
+            )
             await backoff_forever(lambda: self._processor(incoming), what="message processing")
             self.processed += 1
         except DecodeError as exc:
@@ -87,6 +103,29 @@ async def handle_batch(consumer: Consumer, records: list[RecordRef], *, concurre
     await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
 
 
+def _header_safe(records: tuple[Any, ...]) -> tuple[Any, ...]:
+    def safe(value: bytes | None) -> bytes:
+        try:
+            (value or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            return b""
+        return value or b""
+
+    return tuple(dataclasses.replace(r, headers=[(k, safe(v)) for k, v in r.headers]) for r in records)
+
+
+async def _tolerant_parser(records: tuple[Any, ...], original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream decodes every header as UTF-8 and drops the whole batch when one cannot be; give it
+    sanitised copies, then hand our handler the untouched records so bad ones reach the DLQ intact."""
+    message = await original(_header_safe(records))
+    message.raw_message = records
+    return message
+
+
+async def _no_decoder(_message: Any, _original: Callable[[Any], Awaitable[Any]]) -> None:
+    return None  # the handler reads raw records itself
+
+
 def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], group: str, consumer: Consumer) -> None:
     """Register a FastStream batch subscriber that commits offsets only after every record of the batch
     was handled, i.e. after its database commit (or its dead letter's broker ack)."""
@@ -98,6 +137,8 @@ def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], gro
         batch=True,
         max_records=settings.consumer_batch_size,
         batch_timeout_ms=settings.fetch_max_wait_ms,
+        parser=_tolerant_parser,
+        decoder=_no_decoder,
         **consumer_options(settings),
     )
     async def _on_batch(msg: KafkaMessage) -> None:

@@ -6,12 +6,14 @@ import logging
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from orchestrator.messaging._codec import RecordRef
 
 log = logging.getLogger(__name__)
 
 DLQ_HEADER_PREFIX = "sagaline-dlq-"
+TRUNCATED_BYTES = 64 * 1024
 
 
 def dlq_headers(record: RecordRef, *, consumer: str, reason: str, detail: str) -> list[tuple[str, bytes]]:
@@ -38,7 +40,14 @@ class DeadLetters:
 
     async def send(self, record: RecordRef, *, reason: str, detail: str) -> None:
         headers = dlq_headers(record, consumer=self._consumer, reason=reason, detail=detail)
-        await self._producer.send_and_wait(self._topic, value=record.value, key=record.key, headers=headers)
+        try:
+            await self._producer.send_and_wait(self._topic, value=record.value, key=record.key, headers=headers)
+        except (MessageSizeTooLargeError, RecordTooLargeError):
+            # Too big for the DLQ itself: keep the head of it; the whole record stays at its source offset.
+            value = (record.value or b"")[:TRUNCATED_BYTES]
+            size = str(len(record.value or b"")).encode()
+            headers = [*headers, (f"{DLQ_HEADER_PREFIX}truncated-from", size)]
+            await self._producer.send_and_wait(self._topic, value=value, key=record.key, headers=headers)
         self.count += 1
         log.warning(
             "dead-lettered %s/%d@%d: %s: %s",

@@ -18,6 +18,9 @@ from orchestrator.settings import Settings
 log = logging.getLogger(__name__)
 
 
+FETCH_LIMIT_BYTES = 64 * 1024 * 1024
+
+
 def consumer_options(settings: Settings) -> dict[str, Any]:
     """Subscriber options. ``earliest`` because the embedded broker reports wrong end offsets."""
     return {
@@ -25,6 +28,10 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        # Fetch records far above max_message_bytes so an oversized one reaches the DLQ instead of
+        # stalling its partition.
+        "max_partition_fetch_bytes": FETCH_LIMIT_BYTES,
+        "fetch_max_bytes": FETCH_LIMIT_BYTES,
     }
 
 
@@ -33,7 +40,7 @@ def make_broker(settings: Settings, *, middlewares: Iterable[Any] = ()) -> Kafka
         settings.kafka_bootstrap_servers,
         enable_idempotence=False,
         middlewares=tuple(middlewares),
-        logger=None,
+        logger=logging.getLogger("sagaline.faststream"),
     )
 
 
@@ -45,6 +52,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         linger_ms=2,
         request_timeout_ms=15_000,
+        max_request_size=FETCH_LIMIT_BYTES,
     )
 
 
@@ -63,6 +71,25 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None,
             await asyncio.sleep(0.5)
 
 
+def _partitions(settings: Settings, topic: str) -> int:
+    # One DLQ partition: dead letters are few, and `sagaline dlq replay <offset>` needs offsets to be unique.
+    return 1 if topic == settings.topics.dlq else settings.topic_partitions
+
+
+async def guard_topics(settings: Settings, *, interval_s: float = 5.0) -> None:
+    """Re-create topics that disappear: the embedded broker keeps them only in memory, so a broker restart
+    loses them, and it would acknowledge and drop every write until they exist again."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            created = await _create_missing(settings, list(settings.topics.all()))
+        except KafkaError as exc:
+            log.info("topic check failed (%s); will retry", exc)
+            continue
+        if created:
+            log.warning("re-created missing topics %s (broker restarted?)", created)
+
+
 async def _create_missing(settings: Settings, wanted: list[str]) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=5000)
     try:
@@ -72,7 +99,7 @@ async def _create_missing(settings: Settings, wanted: list[str]) -> list[str]:
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1) for t in missing],
+                    [NewTopic(t, _partitions(settings, t), replication_factor=1) for t in missing]
                 )
             log.info("created topics %s", missing)
         return missing

@@ -19,6 +19,7 @@ from orchestrator.messaging import (
     OutboxRelay,
     Processor,
     ensure_topics,
+    guard_topics,
     make_broker,
     make_producer,
     subscribe,
@@ -68,10 +69,18 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         poll_interval_s=settings.relay_poll_interval_s,
     )
     dead_letters = DeadLetters(producer, settings.topics.dlq, spec.name)
-    consumer = Consumer(spec.make_processor(db, relay), dead_letters, bare_json_topics=spec.bare_json_topics)
+    consumer = Consumer(
+        spec.make_processor(db, relay),
+        dead_letters,
+        bare_json_topics=spec.bare_json_topics,
+        max_message_bytes=settings.max_message_bytes,
+    )
     broker = make_broker(settings)
     subscribe(broker, settings, topics=list(spec.topics), group=settings.group_id(spec.name), consumer=consumer)
-    tasks = [asyncio.create_task(relay.run(), name=f"{spec.name}-relay")]
+    tasks = [
+        asyncio.create_task(relay.run(), name=f"{spec.name}-relay"),
+        asyncio.create_task(guard_topics(settings, interval_s=settings.topic_check_interval_s), name="topic-guard"),
+    ]
     tasks += [asyncio.create_task(coro) for coro in spec.background(db, relay)]
     try:
         await backoff_forever(broker.start, what="consumer start")

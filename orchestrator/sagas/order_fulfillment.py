@@ -40,6 +40,15 @@ PAYMENT_RETRY = RetryPolicy(
     maximum_attempts=6,
 )
 
+# Compensations are retried longer than steps (giving up means an operator must step in), but an outage
+# that outlasts this policy should reach `failed` quickly enough to be seen and resumed.
+UNDO_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=100),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=1),
+    maximum_attempts=6,
+)
+
 ORDER_FULFILLMENT: SagaDefinition[PlaceOrder] = (
     saga("order_fulfillment", start=PlaceOrder, time_to_live=timedelta(minutes=5), saga_id_of=lambda c: c.saga_id)
     .step(
@@ -57,6 +66,7 @@ ORDER_FULFILLMENT: SagaDefinition[PlaceOrder] = (
             command=CancelOrder,
             build=lambda c: CancelOrder(order_id=c.input.order_id),
             replies=(OrderCancelled,),
+            retry=UNDO_RETRY,
         ),
     )
     .step(
@@ -70,6 +80,7 @@ ORDER_FULFILLMENT: SagaDefinition[PlaceOrder] = (
             command=ReleaseInventory,
             build=lambda c: ReleaseInventory(order_id=c.input.order_id),
             replies=(InventoryReleased,),
+            retry=UNDO_RETRY,
         ),
     )
     .step(
@@ -88,6 +99,7 @@ ORDER_FULFILLMENT: SagaDefinition[PlaceOrder] = (
             command=RefundPayment,
             build=lambda c: RefundPayment(order_id=c.input.order_id),
             replies=(PaymentRefunded,),
+            retry=UNDO_RETRY,
         ),
     )
     .step(
@@ -101,6 +113,7 @@ ORDER_FULFILLMENT: SagaDefinition[PlaceOrder] = (
             command=CancelShipment,
             build=lambda c: CancelShipment(order_id=c.input.order_id),
             replies=(ShipmentCancelled,),
+            retry=UNDO_RETRY,
         ),
     )
     .step(

@@ -8,7 +8,15 @@ import uuid
 from sqlalchemy import BigInteger, Column, MetaData, Table, Text, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from contracts import ChargePayment, PaymentCharged, PaymentDeclined, PaymentRefunded, RefundPayment, Reply
+from contracts import (
+    ChargePayment,
+    CommandFailed,
+    PaymentCharged,
+    PaymentDeclined,
+    PaymentRefunded,
+    RefundPayment,
+    Reply,
+)
 from participants.kit import LocalTransaction, Participant
 
 SCHEMA = "payment_svc"
@@ -93,6 +101,8 @@ async def charge_payment(tx: LocalTransaction, cmd: ChargePayment) -> Reply:
 
 @payment.handles(RefundPayment)
 async def refund_payment(tx: LocalTransaction, cmd: RefundPayment) -> Reply:
+    if tx.settings.payment_refunds_down:
+        return CommandFailed(reason="refund gateway unavailable", retryable=True, error_type="gateway-down")
     # Refund before charge leaves a tombstone, so a late charge for the order is declined.
     await tx.session.execute(
         insert(charge).values(order_id=cmd.order_id, charge_id="none", status="refunded").on_conflict_do_nothing(),
