@@ -30,10 +30,30 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# SQLSTATE classes that a retry outlives: connection exceptions, operator intervention (shutdown, restart),
+# insufficient resources, and serialization failures / deadlocks.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P", "53", "40001", "40P01")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str):
+            return state
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Infrastructure trouble that goes away by itself: lost connections, a restarting server, a busy broker."""
     if isinstance(exc, _PERMANENT_KAFKA):
         return False
+    state = _sqlstate(exc)
+    if state is not None and state.startswith(_TRANSIENT_SQLSTATE_PREFIXES):
+        return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, DBAPIError) and isinstance(exc.orig, Exception):
@@ -51,7 +71,7 @@ async def backoff_forever(fn: Callable[[], Awaitable[T]], *, what: str, max_wait
     A service waits out a database or broker outage instead of crashing; other errors propagate."""
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=0.05, max=max_wait_s),
+        wait=wait_exponential_jitter(multiplier=0.05, max=max_wait_s),
         stop=stop_never,
         before_sleep=_log_attempt,
         reraise=True,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from contracts import json_schemas
-from orchestrator.cli import _dlq, _sagas
+from orchestrator.cli import _demo, _dlq, _sagas
 from orchestrator.cli._common import configure_logging, print_json, run, settings
 from orchestrator.definition import to_mermaid
 from orchestrator.sagas import DEFINITIONS
@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_sagas.app, name="saga")
+app.command("demo")(_demo.demo)
 app.add_typer(_dlq.app, name="dlq")
 contracts_app = typer.Typer(help="Message contracts.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")

@@ -25,7 +25,7 @@ def configure_logging(service: str, level: str) -> None:
         stream=sys.stderr,
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("aiokafka", "faststream", "sqlalchemy.engine"):
+    for noisy in ("aiokafka", "faststream", "sagaline.faststream", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

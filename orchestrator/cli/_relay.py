@@ -8,6 +8,7 @@ import signal
 
 from sqlalchemy import Table
 
+from orchestrator import telemetry
 from orchestrator.messaging import OutboxRelay, ensure_topics, make_producer
 from orchestrator.persistence import asyncpg_dsn, create_engine, outbox
 from orchestrator.settings import Settings
@@ -29,6 +30,7 @@ async def run_relay(settings: Settings, service: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    telemetry.setup(service, settings)
     db = create_engine(settings.database_url, pool_size=2)
     producer = make_producer(settings)
     await backoff_forever(producer.start, what="producer start")
@@ -49,3 +51,4 @@ async def run_relay(settings: Settings, service: str) -> None:
         await task
     await producer.stop()
     await db.dispose()
+    telemetry.shutdown()

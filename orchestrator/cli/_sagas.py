@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from contracts import Address, Envelope, LineItem, PlaceOrder
+from orchestrator import telemetry
 from orchestrator.cli._common import print_json, run, settings
 from orchestrator.messaging import body_bytes, encode_body, make_producer
 from orchestrator.persistence import create_engine, saga_event, saga_instance
@@ -107,6 +108,8 @@ def show(saga_id: str, as_json: JsonFlag = False) -> None:
         return
     console.print(f"[bold]{row['id']}[/] ({row['saga_type']} v{row['definition_version']}): [bold]{row['status']}[/]")
     console.print(f"  step={row['step']} attempt={row['attempt']} deadline={row['deadline_at']}")
+    if trace_id := telemetry.trace_id_of(row["trace_context"]):
+        console.print(f"  trace: {trace_id}  (Jaeger: {telemetry.jaeger_trace_url(trace_id)})")
     if row["failure_reason"]:
         console.print(f"  reason: {row['failure_reason']}")
     table = Table("seq", "at", "event", "step", "status", "details")
@@ -166,10 +169,12 @@ async def _operate(saga_id: str, action: str, reason: str) -> dict[str, Any]:
     config = settings()
     engine = create_engine(config.database_url, pool_size=1)
     manager = SagaManager(engine, config, DEFINITIONS)
+    telemetry.setup("cli")  # OTLP only (no metrics port): the operator's spans join the saga's trace
     try:
         actions = await (manager.cancel(saga_id, reason) if action == "cancel" else manager.resume(saga_id))
     finally:
         await engine.dispose()
+        telemetry.shutdown()
     return {"saga_id": saga_id, "status": actions.state.status.value, "changed": not actions.ignored}
 
 

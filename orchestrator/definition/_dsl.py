@@ -12,6 +12,10 @@ from orchestrator.definition._retry import COMPENSATION_RETRY, DEFAULT_RETRY, Re
 
 StartT = TypeVar("StartT", bound=StartCommand)
 
+# How long a step waits for its reply before resending. Generous on purpose: under a burst, commands queue
+# behind each other, and every timeout spends one of the step's attempts.
+DEFAULT_TIMEOUT = timedelta(seconds=30)
+
 
 @dataclass(frozen=True, kw_only=True)
 class SagaContext(Generic[StartT]):
@@ -35,7 +39,7 @@ class Compensation(Generic[StartT]):
     replies: tuple[type[SuccessReply], ...]
     failures: tuple[type[FailureReply], ...] = ()
     retry: RetryPolicy = COMPENSATION_RETRY
-    timeout: timedelta = timedelta(seconds=10)
+    timeout: timedelta = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +54,7 @@ class Step(Generic[StartT]):
     failures: tuple[type[FailureReply], ...] = ()
     compensation: Compensation[StartT] | None = None
     retry: RetryPolicy = DEFAULT_RETRY
-    timeout: timedelta = timedelta(seconds=10)
+    timeout: timedelta = DEFAULT_TIMEOUT
     when: Guard[StartT] | None = None
     when_label: str | None = None
 
@@ -107,7 +111,7 @@ class SagaBuilder(Generic[StartT]):
         failures: tuple[type[FailureReply], ...] = (),
         compensation: Compensation[StartT] | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
-        timeout: timedelta = timedelta(seconds=10),
+        timeout: timedelta = DEFAULT_TIMEOUT,
         when: Guard[StartT] | None = None,
         when_label: str | None = None,
     ) -> SagaBuilder[StartT]:

@@ -198,8 +198,11 @@ def on_reply(
     """Apply a participant's reply. Replies that do not answer the pending command are ignored."""
     if not state.status.is_live or causation_id is None or causation_id != state.pending_command_id:
         return Actions(state=state, ignored=True)
-    if isinstance(reply, FailureReply) and (state.waiting == "retry" or attempt != state.attempt):
-        return Actions(state=state, ignored=True)  # an earlier attempt's failure, already handled
+    superseded = state.waiting == "retry" or attempt != state.attempt
+    if isinstance(reply, FailureReply) and reply.retryable and superseded:
+        # An earlier attempt's transient failure: a retry is already scheduled or in flight. A non-retryable
+        # failure is definitive for the message id (the participant stored it), whichever attempt it answers.
+        return Actions(state=state, ignored=True)
     assert state.step is not None
     step = definition.step(state.step)
     draft = _Draft(definition, state, now)

@@ -17,6 +17,7 @@ from orchestrator.messaging import body_bytes, encode_body, make_producer
 from orchestrator.settings import Settings
 
 TERMINAL = ("completed", "compensated", "failed")
+START_ID_NAMESPACE = uuid.UUID("5d0c8c3e-2a43-4f9e-8b8a-7f6c1e2d3b4a")
 
 
 @dataclass
@@ -41,7 +42,9 @@ async def send_orders(settings: Settings, orders: Sequence[PlaceOrder]) -> dict[
     try:
         for order in orders:
             saga_id = order.saga_id or order.order_id
-            envelope = Envelope(message_id=str(uuid.uuid4()), type=order.type_name(), saga_id=saga_id)
+            # Deterministic per saga: sending the same order again is deduplicated by the orchestrator's inbox.
+            message_id = str(uuid.uuid5(START_ID_NAMESPACE, saga_id))
+            envelope = Envelope(message_id=message_id, type=order.type_name(), saga_id=saga_id)
             await producer.send(
                 settings.topics.start,
                 value=body_bytes(encode_body(order)),
@@ -53,6 +56,19 @@ async def send_orders(settings: Settings, orders: Sequence[PlaceOrder]) -> dict[
     finally:
         await producer.stop()
     return sent
+
+
+async def missing_sagas(engine: AsyncEngine, saga_ids: Sequence[str]) -> list[str]:
+    """Saga ids with no saga row: their start command never reached the orchestrator."""
+    async with engine.connect() as conn:
+        found = {
+            row[0]
+            for row in await conn.execute(
+                text("SELECT id FROM sagaline.saga_instance WHERE id = ANY(:ids)"),
+                {"ids": list(saga_ids)},
+            )
+        }
+    return [s for s in saga_ids if s not in found]
 
 
 async def status_counts(engine: AsyncEngine, saga_ids: Sequence[str]) -> dict[str, int]:

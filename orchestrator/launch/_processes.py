@@ -16,9 +16,21 @@ from contracts import PARTICIPANTS
 SERVICES = ("orchestrator", *PARTICIPANTS)
 
 
+RELAY = "relay"  # an extra, standalone relay of the orchestrator's outbox (chaos runs kill it too)
+
+
 def service_command(service: str) -> list[str]:
     base = [sys.executable, "-m", "orchestrator.cli"]
-    return [*base, "orchestrator"] if service == "orchestrator" else [*base, "participant", service]
+    if service == "orchestrator":
+        return [*base, "orchestrator"]
+    if service == RELAY:
+        return [*base, "relay", "orchestrator"]
+    return [*base, "participant", service]
+
+
+def ready_marker(service: str) -> bytes:
+    name = "orchestrator-relay" if service == RELAY else service
+    return f"sagaline {name} ready".encode()
 
 
 def embedded_broker_env() -> dict[str, str]:
@@ -28,6 +40,9 @@ def embedded_broker_env() -> dict[str, str]:
         "SAGALINE_FETCH_MAX_WAIT_MS": "10",
         "SAGALINE_SESSION_TIMEOUT_MS": "3000",
         "SAGALINE_HEARTBEAT_INTERVAL_MS": "1000",
+        # The embedded broker auto-creates a topic with 4 partitions when a client asks for it before we
+        # create it (after a restart): creating ours with 4 too keeps every client's partition count right.
+        "SAGALINE_TOPIC_PARTITIONS": "4",
     }
 
 
@@ -60,7 +75,7 @@ class ServiceProcess:
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
-        marker = f"sagaline {self.name} ready".encode()
+        marker = ready_marker(self.name)
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited before it was ready; see {self.log_path}:\n{self.tail()}")

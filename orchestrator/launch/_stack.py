@@ -31,7 +31,9 @@ class Stack:
     async def start_infrastructure(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.database_url is None:
-            self.postgres = EmbeddedPostgres(root=self.workdir / "postgres")
+            # Its own temp dir, not under the workdir: the server runs as another user and needs to traverse
+            # the path, which pytest resets to 0700 for its temp dirs at every session start.
+            self.postgres = EmbeddedPostgres()
             self.database_url = await asyncio.to_thread(self.postgres.start)
         if self.bootstrap_servers is None:
             self.broker = EmbeddedBroker(log_path=self.workdir / "broker.log")

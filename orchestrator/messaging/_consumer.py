@@ -12,6 +12,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
+from orchestrator import telemetry
 from orchestrator.messaging._codec import DecodeError, Incoming, RecordRef, decode
 from orchestrator.messaging._dlq import DeadLetters
 from orchestrator.messaging._kafka import consumer_options
@@ -61,7 +62,8 @@ class Consumer:
         self.processed = 0
 
     async def handle(self, record: RecordRef) -> None:
-        await self._handle(record)
+        with telemetry.consuming(record):
+            await self._handle(record)
 
     async def _handle(self, record: RecordRef) -> None:
         reason: str | None = None
@@ -86,6 +88,7 @@ class Consumer:
                 lambda: self._dead_letters.send(record, reason=reason, detail=detail),
                 what="dead-lettering",
             )
+            telemetry.dead_lettered(record, reason, detail)
 
 
 async def handle_batch(consumer: Consumer, records: list[RecordRef], *, concurrency: int) -> None:

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 FETCH_LIMIT_BYTES = 64 * 1024 * 1024
+# Refresh partition counts often: a broker that lost a topic and re-created it with fewer partitions would
+# otherwise have writes to the vanished partitions acknowledged and dropped until the next refresh.
+METADATA_MAX_AGE_MS = 5_000
 
 
 def consumer_options(settings: Settings) -> dict[str, Any]:
@@ -39,6 +42,7 @@ def make_broker(settings: Settings, *, middlewares: Iterable[Any] = ()) -> Kafka
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         enable_idempotence=False,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         middlewares=tuple(middlewares),
         logger=logging.getLogger("sagaline.faststream"),
     )
@@ -53,6 +57,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         linger_ms=2,
         request_timeout_ms=15_000,
         max_request_size=FETCH_LIMIT_BYTES,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
 
 

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orchestrator import telemetry
 from orchestrator.messaging._codec import body_bytes, kafka_headers
 from orchestrator.messaging._store import notify_channel
 from orchestrator.transient import backoff_forever
@@ -51,7 +52,7 @@ class OutboxRelay:
         async with self._engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    select(table.c.id, table.c.topic, table.c.key, table.c.headers, table.c.payload)
+                    select(table.c.id, table.c.topic, table.c.key, table.c.headers, table.c.payload, table.c.created_at)
                     .order_by(table.c.id)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True),
@@ -59,16 +60,17 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            futures = [
-                await self._producer.send(
-                    row.topic,
-                    value=body_bytes(row.payload),
-                    key=row.key.encode("utf-8") if row.key is not None else None,
-                    headers=kafka_headers(row.headers),
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
+            with telemetry.publishing(rows) as outgoing:  # a producer span per row, continuing its stored trace
+                futures = [
+                    await self._producer.send(
+                        row.topic,
+                        value=body_bytes(row.payload),
+                        key=row.key.encode("utf-8") if row.key is not None else None,
+                        headers=kafka_headers(headers),
+                    )
+                    for row, headers in zip(rows, outgoing, strict=True)
+                ]
+                await asyncio.gather(*futures)
             await conn.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
         self.published += len(rows)
         return len(rows)

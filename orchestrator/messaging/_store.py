@@ -10,6 +10,8 @@ from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator import telemetry
+
 
 def notify_channel(schema: str) -> str:
     return f"sagaline_outbox_{schema}"
@@ -50,7 +52,10 @@ async def claim_inbox(session: AsyncSession, table: Table, consumer: str, messag
         .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
         .returning(table.c.message_id)
     )
-    return (await session.execute(stmt)).first() is not None
+    claimed = (await session.execute(stmt)).first() is not None
+    if not claimed:
+        telemetry.inbox_duplicate(consumer)
+    return claimed
 
 
 async def store_reply(session: AsyncSession, table: Table, consumer: str, message_id: str, reply: StoredReply) -> None:

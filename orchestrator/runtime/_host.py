@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orchestrator import telemetry
 from orchestrator.messaging import (
     Consumer,
     DeadLetters,
@@ -56,6 +57,7 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
     """Run until ``stop`` is set (or SIGTERM/SIGINT). Offsets are committed only after processing."""
     stop = stop or asyncio.Event()
     _install_signal_handlers(stop)
+    telemetry.setup(spec.name, settings)  # OTLP / Prometheus when configured; otherwise nothing at all
     db = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     producer = make_producer(settings)
     await backoff_forever(producer.start, what="producer start")
@@ -82,6 +84,7 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         asyncio.create_task(guard_topics(settings, interval_s=settings.topic_check_interval_s), name="topic-guard"),
     ]
     tasks += [asyncio.create_task(coro) for coro in spec.background(db, relay)]
+    tasks += [asyncio.create_task(coro) for coro in telemetry.background_tasks(db, spec.outbox)]
     try:
         await backoff_forever(broker.start, what="consumer start")
         log.info("sagaline %s ready", spec.name)
@@ -101,3 +104,4 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
             await relay.publish_once()
         await producer.stop()
         await db.dispose()
+        telemetry.shutdown()  # flushes the spans still buffered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -11,11 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import Reply, StartCommand
 from orchestrator import definition as engine
+from orchestrator import telemetry
 from orchestrator.definition import Actions, SagaDefinition, SagaState, UnexpectedReply
 from orchestrator.messaging import Incoming, Rejected, claim_inbox, write_outbox
 from orchestrator.persistence import append_history, claim_due, inbox, insert_saga, lock_saga, outbox, save_saga
 from orchestrator.runtime._outbound import outbox_records
 from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "orchestrator"
 SAGA_ID_NAMESPACE = uuid.UUID("0b7d5e52-8f0c-4a57-9e3b-1c1f2d3e4a5b")
@@ -51,6 +55,10 @@ class SagaManager:
         self.duplicates_suppressed = 0
         self.replies_ignored = 0
 
+    def _suppressed(self, message_id: str) -> None:
+        self.duplicates_suppressed += 1
+        log.info("duplicate message %s suppressed", message_id)
+
     async def process(self, incoming: Incoming) -> None:
         message = incoming.message
         if isinstance(message, StartCommand):
@@ -75,10 +83,12 @@ class SagaManager:
         now = self._clock()
         async with self._sessions() as session, session.begin():
             if not await claim_inbox(session, inbox, CONSUMER, envelope.message_id):
-                self.duplicates_suppressed += 1
+                self._suppressed(envelope.message_id)
                 return
             actions = engine.start(definition, saga_id, command, now)
-            trace = dict(incoming.trace_headers) or None
+            trace = (
+                telemetry.saga_start_context(incoming.trace_headers, saga_id=saga_id, saga_type=definition.name) or None
+            )
             if not await insert_saga(
                 session,
                 actions.state,
@@ -86,7 +96,7 @@ class SagaManager:
                 trace_context=trace,
                 now=now,
             ):
-                self.duplicates_suppressed += 1
+                self._suppressed(envelope.message_id)
                 return
             await self._persist(session, None, actions, causation_id=envelope.message_id, trace=trace, now=now)
         self._on_commit()
@@ -98,7 +108,7 @@ class SagaManager:
         now = self._clock()
         async with self._sessions() as session, session.begin():
             if not await claim_inbox(session, inbox, CONSUMER, envelope.message_id):
-                self.duplicates_suppressed += 1
+                self._suppressed(envelope.message_id)
                 return
             locked = await lock_saga(session, envelope.saga_id)
             if locked is None:
@@ -182,4 +192,5 @@ class SagaManager:
             now=now,
         )
         records = outbox_records(actions, self._settings.topics, causation_id=causation_id, trace_context=trace)
+        records = await telemetry.saga_transition(session, before, actions, trace=trace, records=records)
         await write_outbox(session, outbox, records)

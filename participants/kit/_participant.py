@@ -13,6 +13,7 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import Command, CommandFailed, Envelope, FailureReply, Reply, header_name
+from orchestrator import telemetry
 from orchestrator.messaging import (
     Incoming,
     OutboxRecord,
@@ -118,10 +119,11 @@ class CommandProcessor:
         envelope = incoming.envelope
         if envelope.saga_id is None:
             raise Rejected("bad-envelope", "a command must carry sagaline-saga-id")
-        try:
-            await self._execute(incoming, handler, command)
-        except _RetryableOutcome as outcome:
-            await self._reply_only(incoming, outcome.reply)
+        with telemetry.local_transaction(self._p.name, incoming):
+            try:
+                await self._execute(incoming, handler, command)
+            except _RetryableOutcome as outcome:
+                await self._reply_only(incoming, outcome.reply)
         self._on_commit()
 
     async def _execute(self, incoming: Incoming, handler: Handler[Any], command: Command) -> None:
@@ -173,7 +175,8 @@ class CommandProcessor:
         if stored is None:
             return
         self.duplicates_answered += 1
-        headers = {**stored.headers, **incoming.trace_headers}
+        log.info("duplicate command %s answered from its stored reply", incoming.envelope.message_id)
+        headers = {**stored.headers, **telemetry.trace_headers(incoming.trace_headers)}
         headers[header_name("attempt")] = str(incoming.envelope.attempt)
         await write_outbox(
             session,
@@ -201,6 +204,6 @@ class CommandProcessor:
         return OutboxRecord(
             topic=command.reply_to or self._settings.topics.replies,
             key=command.saga_id,
-            headers={**incoming.trace_headers, **envelope.to_headers()},
+            headers={**telemetry.reply_headers(reply, incoming.trace_headers), **envelope.to_headers()},
             payload=encode_body(reply),
         )

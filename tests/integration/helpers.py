@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,3 +31,16 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout_s: float = 60
 
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
     return await _read_topic(settings.kafka_bootstrap_servers, topic)
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    """Run ``sagaline <args>`` in a subprocess with the stack's environment; parse its JSON output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +16,7 @@ from contracts import PARTICIPANTS, Address, Envelope, LineItem, PlaceOrder
 from orchestrator.launch import Stack, audit, plan_orders, send_orders, wait_terminal
 from orchestrator.messaging import DLQ_HEADER_PREFIX, body_bytes, encode_body
 from orchestrator.persistence import create_engine
-from tests.integration.helpers import eventually, read_topic
+from tests.integration.helpers import cli_json, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -167,16 +164,7 @@ async def test_replayed_start_command_is_deduplicated(stack: Stack, db: AsyncEng
 
 
 def _cli(stack: Stack, *args: str) -> Any:
-    env = {**os.environ, **stack.env}
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout)
+    return cli_json(stack.env, *args)
 
 
 async def test_dlq_cli_lists_and_replays_after_the_cause_is_fixed(stack: Stack, db: AsyncEngine) -> None:

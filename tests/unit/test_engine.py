@@ -65,7 +65,7 @@ from orchestrator.sagas.order_fulfillment import PAYMENT_RETRY
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SAGA_ID = "saga-1"
 ORDER_ID = "o-1"
-STEP_TIMEOUT = timedelta(seconds=10)
+STEP_TIMEOUT = ORDER_FULFILLMENT.steps[0].timeout  # every order step uses the default
 PLACE_ORDER = PlaceOrder(
     order_id=ORDER_ID,
     customer_id="c-1",
@@ -613,11 +613,22 @@ def test_a_duplicate_of_the_previous_steps_success_is_ignored() -> None:
     assert_ignored(run.deliver(SUCCESS["reserve_inventory"], previous, attempt=1), run.state)
 
 
-def test_an_earlier_attempts_failure_is_ignored() -> None:
+def test_an_earlier_attempts_transient_failure_is_ignored() -> None:
     run = at_step("charge_payment")
     run.timeout()
     assert run.state.attempt == 2
-    assert_ignored(run.deliver(refusal("charge_payment"), run.state.pending_command_id, attempt=1), run.state)
+    stale = refusal("charge_payment", retryable=True)
+    assert_ignored(run.deliver(stale, run.state.pending_command_id, attempt=1), run.state)
+
+
+def test_an_earlier_attempts_definitive_failure_still_counts() -> None:
+    """The participant stored a refusal for the message id: every later attempt would get the same answer."""
+    run = at_step("charge_payment")
+    run.timeout()
+    actions = run.deliver(refusal("charge_payment"), run.state.pending_command_id, attempt=1)
+    assert not actions.ignored
+    assert actions.state.status is SagaStatus.COMPENSATING
+    assert [c.command.type_name() for c in actions.commands] == ["ReleaseInventory"]
 
 
 def test_a_duplicate_failure_while_waiting_to_retry_is_ignored() -> None:

@@ -1,0 +1,58 @@
+"""Traces and metrics for every Sagaline process (docs/observability.md).
+
+``setup(service, settings)`` configures OTLP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and a
+Prometheus endpoint when ``SAGALINE_METRICS_PORT`` is set; otherwise nothing is configured and every hook
+below returns at once. ``shutdown()`` flushes. The hooks are called from the messaging kernel, the saga
+manager and the participant kit."""
+
+from orchestrator.telemetry._messaging import (
+    consuming,
+    dead_lettered,
+    inbox_duplicate,
+    local_transaction,
+    publishing,
+    reply_headers,
+    trace_headers,
+)
+from orchestrator.telemetry._monitor import background_tasks, monitor_outbox, sample_outbox
+from orchestrator.telemetry._saga import (
+    jaeger_trace_url,
+    saga_start_context,
+    saga_trace_id,
+    saga_transition,
+    span_context_of,
+    trace_id_of,
+)
+from orchestrator.telemetry._semconv import SemconvUpgradingExporter, upgrade_attributes, upgrade_span
+from orchestrator.telemetry._setup import configure, enabled_by_env, otlp_protocol, service_name, setup, shutdown
+from orchestrator.telemetry._state import STATE, Instruments
+
+__all__ = [
+    "STATE",
+    "Instruments",
+    "SemconvUpgradingExporter",
+    "background_tasks",
+    "configure",
+    "consuming",
+    "dead_lettered",
+    "enabled_by_env",
+    "inbox_duplicate",
+    "jaeger_trace_url",
+    "local_transaction",
+    "monitor_outbox",
+    "otlp_protocol",
+    "publishing",
+    "reply_headers",
+    "saga_start_context",
+    "saga_trace_id",
+    "saga_transition",
+    "sample_outbox",
+    "service_name",
+    "setup",
+    "shutdown",
+    "span_context_of",
+    "trace_headers",
+    "trace_id_of",
+    "upgrade_attributes",
+    "upgrade_span",
+]
