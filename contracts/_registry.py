@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -44,6 +45,10 @@ class Registry:
             return self._by_type[type_name]
         except KeyError:
             raise ContractError("unknown-type", f"no message type {type_name!r}") from None
+
+    def decode_value(self, value: Any) -> Message:
+        """A message from an already-parsed JSON value (history, stored replies)."""
+        return self.decode(json.dumps(value).encode())
 
     def decode(self, body: bytes, type_hint: str | None = None) -> Message:
         """Parse a JSON body. The body's own ``type`` wins; ``type_hint`` (from headers) must agree."""

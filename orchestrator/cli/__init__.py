@@ -10,6 +10,7 @@ import typer
 
 from contracts import json_schemas
 from orchestrator.cli import _demo, _dlq, _sagas
+from orchestrator.cli import _history as _history  # registers `saga as-of` and `saga rebuild`
 from orchestrator.cli._common import configure_logging, print_json, run, settings
 from orchestrator.definition import to_mermaid
 from orchestrator.sagas import DEFINITIONS

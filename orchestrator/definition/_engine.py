@@ -206,7 +206,14 @@ def on_reply(
     assert state.step is not None
     step = definition.step(state.step)
     draft = _Draft(definition, state, now)
-    draft.note("reply_received", step.name, reply=reply.type_name(), attempt=attempt)
+    draft.note(
+        "reply_received",
+        step.name,
+        reply=reply.type_name(),
+        attempt=attempt,
+        causation_id=causation_id,
+        body=reply.model_dump(mode="json"),
+    )
     if state.status is SagaStatus.RUNNING:
         _forward_reply(draft, step, reply)
     else:

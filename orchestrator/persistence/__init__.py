@@ -8,6 +8,8 @@ from orchestrator.persistence._sagas import (
     insert_saga,
     lock_saga,
     save_saga,
+    snapshot,
+    state_from_row,
 )
 from orchestrator.persistence._tables import (
     ORCHESTRATOR_SCHEMA,
@@ -37,5 +39,7 @@ __all__ = [
     "saga_event",
     "saga_instance",
     "save_saga",
+    "snapshot",
     "sqlalchemy_url",
+    "state_from_row",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from orchestrator.definition import HistoryEntry, SagaState, SagaStatus
 from orchestrator.persistence._tables import saga_event, saga_instance
 
 
-def _to_state(row: RowMapping) -> SagaState:
+def state_from_row(row: Mapping[str, Any] | RowMapping) -> SagaState:
     return SagaState(
         saga_id=row["id"],
         saga_type=row["saga_type"],
@@ -48,6 +48,15 @@ def _columns(state: SagaState) -> dict[str, Any]:
         "expires_at": state.expires_at,
         "failure_reason": state.failure_reason,
     }
+
+
+def snapshot(state: SagaState) -> dict[str, Any]:
+    """The state as JSON: what ``saga_event`` keeps and what a rebuild is compared with."""
+    columns = _columns(state)
+    for key in ("deadline_at", "expires_at"):
+        value = columns[key]
+        columns[key] = value.isoformat() if value is not None else None
+    return {"saga_id": state.saga_id, "saga_type": state.saga_type, **columns}
 
 
 async def insert_saga(
@@ -85,7 +94,7 @@ async def lock_saga(session: AsyncSession, saga_id: str) -> tuple[SagaState, dic
         .mappings()
         .first()
     )
-    return None if row is None else (_to_state(row), row["trace_context"])
+    return None if row is None else (state_from_row(row), row["trace_context"])
 
 
 async def get_saga(session: AsyncSession, saga_id: str) -> RowMapping | None:
@@ -123,7 +132,7 @@ async def claim_due(
         .mappings()
         .all()
     )
-    return [(_to_state(r), r["trace_context"]) for r in rows]
+    return [(state_from_row(r), r["trace_context"]) for r in rows]
 
 
 async def append_history(
@@ -134,9 +143,15 @@ async def append_history(
     from_status: SagaStatus | None,
     to_status: SagaStatus,
     now: datetime,
+    snapshot: Mapping[str, Any] | None = None,
 ) -> None:
+    """Append one transition's entries; ``snapshot`` (the state after it) rides on the last one, for
+    "state as of T" reads."""
     if not entries:
         return
+    payloads = [dict(entry.payload) for entry in entries]
+    if snapshot is not None:
+        payloads[-1]["state"] = dict(snapshot)
     last = (
         await session.execute(
             select(func.coalesce(func.max(saga_event.c.seq), 0)).where(saga_event.c.saga_id == saga_id)
@@ -152,9 +167,9 @@ async def append_history(
                 "from_status": from_status.value if from_status and offset == 1 else None,
                 "to_status": to_status.value,
                 "step": entry.step,
-                "payload": dict(entry.payload),
+                "payload": payload,
                 "at": now,
             }
-            for offset, entry in enumerate(entries, start=1)
+            for offset, (entry, payload) in enumerate(zip(entries, payloads, strict=True), start=1)
         ],
     )

@@ -1,5 +1,6 @@
 """The imperative shell: manager, service hosting, orchestrator process."""
 
+from orchestrator.runtime._history import RebuildError, rebuild, state_as_of
 from orchestrator.runtime._host import ServiceSpec, serve
 from orchestrator.runtime._manager import CONSUMER, SAGA_ID_NAMESPACE, SagaManager, SagaNotFoundError, utc_now
 from orchestrator.runtime._orchestrator import SERVICE, orchestrator_spec, run_orchestrator
@@ -8,11 +9,14 @@ __all__ = [
     "CONSUMER",
     "SAGA_ID_NAMESPACE",
     "SERVICE",
+    "RebuildError",
     "SagaManager",
     "SagaNotFoundError",
     "ServiceSpec",
     "orchestrator_spec",
+    "rebuild",
     "run_orchestrator",
     "serve",
+    "state_as_of",
     "utc_now",
 ]

@@ -15,7 +15,16 @@ from orchestrator import definition as engine
 from orchestrator import telemetry
 from orchestrator.definition import Actions, SagaDefinition, SagaState, UnexpectedReply
 from orchestrator.messaging import Incoming, Rejected, claim_inbox, write_outbox
-from orchestrator.persistence import append_history, claim_due, inbox, insert_saga, lock_saga, outbox, save_saga
+from orchestrator.persistence import (
+    append_history,
+    claim_due,
+    inbox,
+    insert_saga,
+    lock_saga,
+    outbox,
+    save_saga,
+    snapshot,
+)
 from orchestrator.runtime._outbound import outbox_records
 from orchestrator.settings import Settings
 
@@ -190,6 +199,7 @@ class SagaManager:
             from_status=before.status if before else None,
             to_status=actions.state.status,
             now=now,
+            snapshot=snapshot(actions.state),
         )
         records = outbox_records(actions, self._settings.topics, causation_id=causation_id, trace_context=trace)
         records = await telemetry.saga_transition(session, before, actions, trace=trace, records=records)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Address, LineItem, PlaceOrder, header_name
 from orchestrator.launch import FAILING, Scenario, Stack, audit, plan_orders, send_orders, wait_terminal
-from orchestrator.persistence import create_engine
-from orchestrator.runtime import SAGA_ID_NAMESPACE
-from tests.integration.helpers import eventually, read_topic
+from orchestrator.persistence import create_engine, saga_event, saga_instance, snapshot, state_from_row
+from orchestrator.runtime import SAGA_ID_NAMESPACE, rebuild
+from orchestrator.sagas import DEFINITIONS
+from tests.integration.helpers import cli_json, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +200,36 @@ async def test_plain_json_start_without_headers_starts_a_saga(stack: Stack, db: 
         assert status == "completed"
 
     await eventually(completed, timeout_s=60)
+
+
+async def test_every_saga_rebuilds_from_its_history_and_reads_as_of_a_time(
+    batch: dict[str, Scenario],
+    stack: Stack,
+    db: AsyncEngine,
+) -> None:
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(saga_instance).where(saga_instance.c.id.in_(list(batch))))).mappings().all()
+        events = (
+            (
+                await conn.execute(
+                    select(saga_event)
+                    .where(saga_event.c.saga_id.in_(list(batch)))
+                    .order_by(saga_event.c.saga_id, saga_event.c.seq),
+                )
+            )
+            .mappings()
+            .all()
+        )
+    by_saga: dict[str, list[Any]] = defaultdict(list)
+    for event in events:
+        by_saga[event["saga_id"]].append(event)
+    for row in rows:
+        rebuilt = rebuild(DEFINITIONS[row["saga_type"]], row["id"], by_saga[row["id"]])
+        assert rebuilt == snapshot(state_from_row(row)), row["id"]
+
+    compensated = next(s for s, sc in batch.items() if sc is Scenario.UNSERVED)
+    assert cli_json(stack.env, "saga", "rebuild", compensated, "--json")["matches"] is True
+    began = next(e for e in by_saga[compensated] if e["type"] == "compensation_started")
+    then = cli_json(stack.env, "saga", "as-of", compensated, began["at"].isoformat(), "--json")
+    assert then["state"]["status"] == "compensating"
+    assert then["state"]["to_compensate"] == ["charge_payment", "reserve_inventory", "create_order"]
