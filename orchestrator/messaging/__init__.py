@@ -14,6 +14,7 @@ from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, dlq_head
 from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
 from orchestrator.messaging._reader import read_topic
 from orchestrator.messaging._relay import OutboxRelay
+from orchestrator.messaging._rewind import rewind_if_past_end, watch_positions
 from orchestrator.messaging._store import (
     OutboxRecord,
     StoredReply,
@@ -50,8 +51,10 @@ __all__ = [
     "notify_channel",
     "read_topic",
     "record_ref",
+    "rewind_if_past_end",
     "store_reply",
     "stored_reply",
     "subscribe",
+    "watch_positions",
     "write_outbox",
 ]

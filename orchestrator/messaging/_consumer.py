@@ -129,11 +129,11 @@ async def _no_decoder(_message: Any, _original: Callable[[Any], Awaitable[Any]])
     return None  # the handler reads raw records itself
 
 
-def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], group: str, consumer: Consumer) -> None:
+def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], group: str, consumer: Consumer) -> Any:
     """Register a FastStream batch subscriber that commits offsets only after every record of the batch
-    was handled, i.e. after its database commit (or its dead letter's broker ack)."""
-
-    @broker.subscriber(  # type: ignore[untyped-decorator]
+    was handled, i.e. after its database commit (or its dead letter's broker ack). Returns the subscriber
+    (its ``consumer`` attribute is the aiokafka consumer once started)."""
+    subscriber = broker.subscriber(
         *topics,
         group_id=group,
         ack_policy=AckPolicy.MANUAL,
@@ -144,8 +144,12 @@ def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], gro
         decoder=_no_decoder,
         **consumer_options(settings),
     )
+
+    @subscriber  # type: ignore[untyped-decorator]
     async def _on_batch(msg: KafkaMessage) -> None:
         raw = msg.raw_message
         records = [record_ref(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
         await handle_batch(consumer, records, concurrency=settings.consumer_concurrency)
         await msg.ack()
+
+    return subscriber

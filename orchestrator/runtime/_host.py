@@ -24,6 +24,7 @@ from orchestrator.messaging import (
     make_broker,
     make_producer,
     subscribe,
+    watch_positions,
 )
 from orchestrator.persistence import asyncpg_dsn, create_engine
 from orchestrator.settings import Settings
@@ -78,10 +79,17 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         max_message_bytes=settings.max_message_bytes,
     )
     broker = make_broker(settings)
-    subscribe(broker, settings, topics=list(spec.topics), group=settings.group_id(spec.name), consumer=consumer)
+    subscriber = subscribe(
+        broker,
+        settings,
+        topics=list(spec.topics),
+        group=settings.group_id(spec.name),
+        consumer=consumer,
+    )
     tasks = [
         asyncio.create_task(relay.run(), name=f"{spec.name}-relay"),
         asyncio.create_task(guard_topics(settings, interval_s=settings.topic_check_interval_s), name="topic-guard"),
+        asyncio.create_task(watch_positions(subscriber, interval_s=1.0), name="rewind"),
     ]
     tasks += [asyncio.create_task(coro) for coro in spec.background(db, relay)]
     tasks += [asyncio.create_task(coro) for coro in telemetry.background_tasks(db, spec.outbox)]

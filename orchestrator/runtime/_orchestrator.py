@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.messaging import OutboxRelay
+from orchestrator.messaging import OutboxRelay, Processor
 from orchestrator.persistence import outbox
 from orchestrator.runtime._host import ServiceSpec, serve
 from orchestrator.runtime._manager import SagaManager
@@ -26,24 +26,32 @@ async def sweep_forever(manager: SagaManager, settings: Settings) -> None:
             await asyncio.sleep(settings.sweeper_interval_s)
 
 
+class _Orchestrator:
+    """Builds the manager when the host has a database and relay, and its sweeper from the same manager."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._manager: SagaManager | None = None
+
+    def processor(self, db: AsyncEngine, relay: OutboxRelay) -> Processor:
+        self._manager = SagaManager(db, self._settings, DEFINITIONS, on_commit=relay.wake)
+        return self._manager.process
+
+    def background(self, _db: AsyncEngine, _relay: OutboxRelay) -> Sequence[Coroutine[Any, Any, None]]:
+        assert self._manager is not None, "the host builds the processor first"
+        return [sweep_forever(self._manager, self._settings)]
+
+
 def orchestrator_spec(settings: Settings) -> ServiceSpec:
-    managers: dict[str, SagaManager] = {}
-
-    def make_processor(db: AsyncEngine, relay: OutboxRelay) -> Any:
-        managers["main"] = SagaManager(db, settings, DEFINITIONS, on_commit=relay.wake)
-        return managers["main"].process
-
-    def background(_db: AsyncEngine, _relay: OutboxRelay) -> Sequence[Any]:
-        return [sweep_forever(managers["main"], settings)]
-
+    parts = _Orchestrator(settings)
     topics = settings.topics
     return ServiceSpec(
         name=SERVICE,
         outbox=outbox,
         topics=[topics.start, topics.replies],
         bare_json_topics=frozenset({topics.start}),
-        make_processor=make_processor,
-        background=background,
+        make_processor=parts.processor,
+        background=parts.background,
     )
 
 
