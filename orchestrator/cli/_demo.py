@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator import telemetry
 from orchestrator.cli._common import print_json
 from orchestrator.definition import to_mermaid
 from orchestrator.launch import RELAY, SERVICES, Stack
@@ -238,6 +239,9 @@ def _next_steps(result: BatchResult, stack: Stack, options: DemoOptions, console
     if (out / PLOT).exists():
         say(f"  {PLOT:<22} latency histogram and CDF, p50/p99 marked")
     say(f"  {SUMMARY:<22} these figures as JSON;  {LOGS}/ the five services' logs")
+    if trace_id := result.extra.get("compensated_trace_id"):
+        say(f"\n[bold]Trace[/] of compensated saga {result.examples['compensated']}: {trace_id}")
+        say(f"  in Jaeger: {telemetry.jaeger_trace_url(trace_id)}")
     shows = [f"sagaline saga show {saga_id}   # {status}" for status, saga_id in sorted(result.examples.items())]
     if options.keep_running:
         say("\n[bold]The stack keeps running.[/] In another terminal:")

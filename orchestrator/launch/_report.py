@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import PlaceOrder
+from orchestrator import telemetry
 from orchestrator.launch._audit import AuditReport, audit
 from orchestrator.launch._catalog import Scenario, plan_orders
 from orchestrator.launch._driver import TERMINAL, Progress, latencies_ms, percentile, send_orders, wait_terminal
@@ -197,6 +198,9 @@ async def run_batch(
             extra=extra,
         )
         await _describe(engine, {saga_id: p.scenario for saga_id, p in planned.items()}, result)
+        compensated = result.examples.get("compensated")
+        if compensated and telemetry.enabled_by_env():  # a trace to open in Jaeger
+            result.extra["compensated_trace_id"] = await telemetry.saga_trace_id(engine, compensated)
     finally:
         await engine.dispose()
     return result

@@ -17,6 +17,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.otlp import OtlpHttpReceiver
+
 pytestmark = pytest.mark.integration
 
 ORDERS = 60
@@ -39,7 +41,13 @@ class DemoRun:
         return value
 
 
-def run_demo(root: Path, name: str, orders: int, timeout_s: float = 120) -> DemoRun:
+def run_demo(
+    root: Path,
+    name: str,
+    orders: int,
+    timeout_s: float = 120,
+    env: dict[str, str] | None = None,
+) -> DemoRun:
     """Run the demo as a subprocess with its own TMPDIR, and note every process it starts while it runs."""
     tmp_root, output_dir = root / f"{name}-tmp", root / f"{name}-out"
     tmp_root.mkdir()
@@ -50,7 +58,7 @@ def run_demo(root: Path, name: str, orders: int, timeout_s: float = 120) -> Demo
             [*command, "--output-dir", str(output_dir)],
             stdout=stdout,
             stderr=stderr,
-            env={**os.environ, "TMPDIR": str(tmp_root)},
+            env={**os.environ, "TMPDIR": str(tmp_root), **(env or {})},
         )
         run = DemoRun(0, "", "", output_dir, tmp_root)
         deadline = time.monotonic() + timeout_s
@@ -151,3 +159,22 @@ def test_a_second_run_right_after_works(demo: DemoRun, root: Path) -> None:
     assert again.summary["completed"] + again.summary["compensated"] == 20
     assert again.summary["invariants_ok"] is True
     assert_nothing_left(again)
+
+
+def test_a_traced_demo_prints_a_compensated_sagas_trace_id_and_flushes_its_spans(root: Path) -> None:
+    receiver = OtlpHttpReceiver()
+    try:
+        run = run_demo(
+            root,
+            "traced",
+            orders=20,
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        trace_id = run.summary["compensated_trace_id"]
+        spans = receiver.trace(trace_id)
+    finally:
+        receiver.close()
+    services = {s.service for s in spans}
+    assert {"sagaline-orchestrator", "sagaline-order"} <= services, "the compensated saga's spans were flushed"
+    assert any(s.attributes.get("saga.outcome") == "compensated" for s in spans)

@@ -91,7 +91,7 @@ def start_infra(workdir: Path) -> Infra:
     if chosen["postgres"].startswith("env"):
         server_url = os.environ[DATABASE_ENV]
     elif chosen["postgres"] == "testcontainers":
-        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+        from testcontainers.community.postgres import PostgresContainer  # noqa: PLC0415
 
         container = PostgresContainer("postgres:16", driver=None).start()
         cleanups.append(container.stop)
@@ -103,7 +103,7 @@ def start_infra(workdir: Path) -> Infra:
     if chosen["kafka"].startswith("env"):
         bootstrap = os.environ[KAFKA_ENV]
     elif chosen["kafka"] == "testcontainers":
-        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+        from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
 
         kafka = KafkaContainer().with_kraft().start()
         cleanups.append(kafka.stop)
