@@ -3,7 +3,10 @@ Postgres restarts once. Afterwards every saga is terminal and every invariant ho
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,25 @@ async def test_chaos_loses_no_saga_and_breaks_no_invariant(tmp_path: Path) -> No
     assert report.by_status.get("failed", 0) == 0
     assert report.sagas == len(expected)
     assert report.by_status.get("compensated", 0) >= ORDERS // 5, "every designed failure compensates"
+
+
+@pytest.mark.timeout(900)
+def test_demo_chaos_shows_every_saga_terminal_and_the_audit_passing(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "orchestrator.cli", "demo", "--chaos", "--orders", "300", "--json"]
+    result = subprocess.run(
+        [*command, "--output-dir", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = json.loads(result.stdout)
+    print("demo --chaos:", {k: summary[k] for k in ("kills", "restarts", "completed", "compensated", "failed")})
+    assert summary["kills"] >= 1
+    assert summary["restarts"] >= summary["kills"]
+    assert summary["chaos"]["broker_restarts"] == 1
+    assert summary["chaos"]["postgres_restarts"] == 1
+    assert summary["invariants_ok"] is True
+    assert summary["failed"] == 0
+    assert summary["completed"] + summary["compensated"] == summary["orders"] == 300
