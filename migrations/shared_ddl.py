@@ -31,3 +31,13 @@ def create_outbox_and_inbox(schema: str) -> None:
         sa.PrimaryKeyConstraint("consumer", "message_id"),
         schema=schema,
     )
+    # Wake relays in other processes on commit, from the database itself: one round trip less per handled
+    # message than an explicit NOTIFY. The channel name is orchestrator.messaging.notify_channel(schema).
+    op.execute(
+        f"CREATE FUNCTION {schema}.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN PERFORM pg_notify('sagaline_outbox_{schema}', ''); RETURN NULL; END $$",
+    )
+    op.execute(
+        f"CREATE TRIGGER outbox_notify AFTER INSERT ON {schema}.outbox "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {schema}.outbox_notify()",
+    )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,15 +33,13 @@ class StoredReply:
 
 
 async def write_outbox(session: AsyncSession, table: Table, records: list[OutboxRecord]) -> None:
-    """Insert rows and ``NOTIFY`` relays in other processes; both take effect only on commit."""
+    """Insert rows; on commit, a trigger on the table notifies relays in other processes (``notify_channel``)."""
     if not records:
         return
     await session.execute(
         insert(table),
         [{"topic": r.topic, "key": r.key, "headers": dict(r.headers), "payload": dict(r.payload)} for r in records],
     )
-    assert table.schema is not None
-    await session.execute(text(f"NOTIFY {notify_channel(table.schema)}"))
 
 
 async def claim_inbox(session: AsyncSession, table: Table, consumer: str, message_id: str) -> bool:
