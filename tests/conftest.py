@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.launch import Stack
+from orchestrator.persistence import create_engine
 from tests.support.infra import Infra, docker_engine, plan, start_infra
 
 
@@ -57,3 +59,12 @@ async def stack(
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    """An engine on the stack's database, for tests that look at what the services wrote."""
+    assert stack.database_url is not None
+    engine = create_engine(stack.database_url, pool_size=2)
+    yield engine
+    await engine.dispose()

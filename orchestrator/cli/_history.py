@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli._common import print_json, run
-from orchestrator.cli._sagas import JsonFlag, _load, app, console
+from orchestrator.cli._common import print_json
+from orchestrator.cli._sagas import JsonFlag, app, console, load_or_exit
 from orchestrator.persistence import snapshot, state_from_row
 from orchestrator.runtime import RebuildError, rebuild, state_as_of
 from orchestrator.sagas import DEFINITIONS
@@ -32,10 +32,7 @@ def as_of(
 ) -> None:
     """A saga's state as it was at a given time, from its history."""
     moment = _parse_time(at)
-    row, events = run(_load(saga_id))
-    if row is None:
-        console.print(f"[red]no saga {saga_id!r}[/]")
-        raise typer.Exit(1)
+    _row, events = load_or_exit(saga_id)
     state = state_as_of(events, moment)
     if as_json:
         print_json({"saga_id": saga_id, "at": moment, "state": state})
@@ -49,10 +46,7 @@ def as_of(
 @app.command("rebuild")
 def rebuild_command(saga_id: str, as_json: JsonFlag = False) -> None:
     """Replay the saga's recorded inputs through the engine and compare with its stored state."""
-    row, events = run(_load(saga_id))
-    if row is None:
-        console.print(f"[red]no saga {saga_id!r}[/]")
-        raise typer.Exit(1)
+    row, events = load_or_exit(saga_id)
     stored = snapshot(state_from_row(row))
     result: dict[str, Any] = {"saga_id": saga_id, "events": len(events)}
     try:

@@ -96,13 +96,19 @@ async def _load(saga_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any
     return (dict(row) if row else None), [dict(e) for e in events]
 
 
-@app.command("show")
-def show(saga_id: str, as_json: JsonFlag = False) -> None:
-    """Show a saga's state and its full history."""
+def load_or_exit(saga_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The saga row and its history; exits with status 1 and a message when there is no such saga."""
     row, events = run(_load(saga_id))
     if row is None:
         console.print(f"[red]no saga {saga_id!r}[/]")
         raise typer.Exit(1)
+    return row, events
+
+
+@app.command("show")
+def show(saga_id: str, as_json: JsonFlag = False) -> None:
+    """Show a saga's state and its full history."""
+    row, events = load_or_exit(saga_id)
     if as_json:
         print_json({"saga": row, "history": events})
         return

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,18 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import PARTICIPANTS, Address, Envelope, LineItem, PlaceOrder
 from orchestrator.launch import Stack, audit, plan_orders, send_orders, wait_terminal
 from orchestrator.messaging import DLQ_HEADER_PREFIX, body_bytes, encode_body
-from orchestrator.persistence import create_engine
 from tests.integration.helpers import cli_json, eventually, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    assert stack.database_url is not None
-    engine = create_engine(stack.database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
 
 
 def _order(order_id: str) -> PlaceOrder:

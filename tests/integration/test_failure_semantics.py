@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,18 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Address, LineItem, PlaceOrder
 from orchestrator.launch import Stack, audit, send_orders, wait_terminal
-from orchestrator.persistence import create_engine
 from tests.integration.helpers import cli_json, eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    assert stack.database_url is not None
-    engine = create_engine(stack.database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
 
 
 def restart_with(stack: Stack, service: str, **env: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Address, LineItem, PlaceOrder, header_name
 from orchestrator.launch import FAILING, Scenario, Stack, audit, plan_orders, send_orders, wait_terminal
-from orchestrator.persistence import create_engine, saga_event, saga_instance, snapshot, state_from_row
+from orchestrator.persistence import saga_event, saga_instance, snapshot, state_from_row
 from orchestrator.runtime import SAGA_ID_NAMESPACE, rebuild
 from orchestrator.sagas import DEFINITIONS
 from tests.integration.helpers import cli_json, eventually, read_topic
@@ -22,14 +22,6 @@ from tests.integration.helpers import cli_json, eventually, read_topic
 pytestmark = pytest.mark.integration
 
 ORDERS = 200
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncEngine:
-    assert stack.database_url is not None
-    engine = create_engine(stack.database_url, pool_size=2)
-    yield engine  # type: ignore[misc]
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")
