@@ -59,7 +59,6 @@ class Consumer:
         self._processor = processor
         self._dead_letters = dead_letters
         self._bare_json_topics = bare_json_topics
-        self.processed = 0
 
     async def handle(self, record: RecordRef) -> None:
         with telemetry.consuming(record):
@@ -75,7 +74,6 @@ class Consumer:
                 max_bytes=self._max_message_bytes,
             )
             await backoff_forever(lambda: self._processor(incoming), what="message processing")
-            self.processed += 1
         except DecodeError as exc:
             reason, detail = exc.reason, exc.detail
         except Rejected as exc:

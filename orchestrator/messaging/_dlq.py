@@ -36,7 +36,6 @@ class DeadLetters:
         self._producer = producer
         self._topic = topic
         self._consumer = consumer
-        self.count = 0
 
     async def send(self, record: RecordRef, *, reason: str, detail: str) -> None:
         headers = dlq_headers(record, consumer=self._consumer, reason=reason, detail=detail)
@@ -48,7 +47,6 @@ class DeadLetters:
             size = str(len(record.value or b"")).encode()
             headers = [*headers, (f"{DLQ_HEADER_PREFIX}truncated-from", size)]
             await self._producer.send_and_wait(self._topic, value=value, key=record.key, headers=headers)
-        self.count += 1
         log.warning(
             "dead-lettered %s/%d@%d: %s: %s",
             record.topic,

@@ -4,7 +4,6 @@ from orchestrator.persistence._db import asyncpg_dsn, create_engine, sqlalchemy_
 from orchestrator.persistence._sagas import (
     append_history,
     claim_due,
-    get_saga,
     insert_saga,
     lock_saga,
     save_saga,
@@ -28,7 +27,6 @@ __all__ = [
     "asyncpg_dsn",
     "claim_due",
     "create_engine",
-    "get_saga",
     "inbox",
     "inbox_table",
     "insert_saga",

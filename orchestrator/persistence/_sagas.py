@@ -97,10 +97,6 @@ async def lock_saga(session: AsyncSession, saga_id: str) -> tuple[SagaState, dic
     return None if row is None else (state_from_row(row), row["trace_context"])
 
 
-async def get_saga(session: AsyncSession, saga_id: str) -> RowMapping | None:
-    return (await session.execute(select(saga_instance).where(saga_instance.c.id == saga_id))).mappings().first()
-
-
 async def save_saga(session: AsyncSession, state: SagaState, *, now: datetime) -> None:
     await session.execute(
         update(saga_instance)

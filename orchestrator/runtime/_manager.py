@@ -61,11 +61,8 @@ class SagaManager:
         self._by_start = {d.start.type_name(): d for d in definitions.values()}
         self._on_commit = on_commit
         self._clock = clock
-        self.duplicates_suppressed = 0
-        self.replies_ignored = 0
 
     def _suppressed(self, message_id: str) -> None:
-        self.duplicates_suppressed += 1
         log.info("duplicate message %s suppressed", message_id)
 
     async def process(self, incoming: Incoming) -> None:
@@ -134,8 +131,7 @@ class SagaManager:
                 )
             except UnexpectedReply as exc:
                 raise Rejected("unexpected-reply", str(exc)) from exc
-            if actions.ignored:
-                self.replies_ignored += 1
+            if actions.ignored:  # stale or duplicate: only the inbox row is written
                 return
             await self._persist(session, state, actions, causation_id=envelope.message_id, trace=trace, now=now)
         self._on_commit()

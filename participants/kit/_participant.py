@@ -109,7 +109,6 @@ class CommandProcessor:
         self._sessions = async_sessionmaker(db, expire_on_commit=False)
         self._settings = settings
         self._on_commit = on_commit
-        self.duplicates_answered = 0
 
     async def process(self, incoming: Incoming) -> None:
         command = incoming.message
@@ -174,7 +173,6 @@ class CommandProcessor:
         stored = await stored_reply(session, self._p.inbox, self._p.name, incoming.envelope.message_id)
         if stored is None:
             return
-        self.duplicates_answered += 1
         log.info("duplicate command %s answered from its stored reply", incoming.envelope.message_id)
         headers = {**stored.headers, **telemetry.trace_headers(incoming.trace_headers)}
         headers[header_name("attempt")] = str(incoming.envelope.attempt)
