@@ -25,7 +25,6 @@ from contracts import (
     OrderCreated,
     PaymentCharged,
     PaymentDeclined,
-    PaymentRefunded,
     PlaceOrder,
     RefundPayment,
     ReleaseInventory,
@@ -37,9 +36,7 @@ from contracts import (
     SagaFailed,
     SagaStarted,
     ScheduleShipment,
-    ShipmentCancelled,
     ShipmentRejected,
-    ShipmentScheduled,
 )
 from orchestrator.definition import (
     Actions,
@@ -61,10 +58,10 @@ from orchestrator.definition import (
 )
 from orchestrator.sagas import ORDER_FULFILLMENT
 from orchestrator.sagas.order_fulfillment import PAYMENT_RETRY
+from tests.support.order_replies import ORDER_ID, SUCCESS, UNDONE
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SAGA_ID = "saga-1"
-ORDER_ID = "o-1"
 STEP_TIMEOUT = ORDER_FULFILLMENT.steps[0].timeout  # every order step uses the default
 PLACE_ORDER = PlaceOrder(
     order_id=ORDER_ID,
@@ -75,20 +72,6 @@ PLACE_ORDER = PlaceOrder(
 )
 
 STEPS = ("create_order", "reserve_inventory", "charge_payment", "schedule_shipment", "approve_order")
-
-SUCCESS: dict[str, Reply] = {
-    "create_order": OrderCreated(order_id=ORDER_ID),
-    "reserve_inventory": InventoryReserved(order_id=ORDER_ID),
-    "charge_payment": PaymentCharged(order_id=ORDER_ID, charge_id="ch-1"),
-    "schedule_shipment": ShipmentScheduled(order_id=ORDER_ID, shipment_id="sh-1"),
-    "approve_order": OrderApproved(order_id=ORDER_ID),
-}
-UNDONE: dict[str, Reply] = {
-    "create_order": OrderCancelled(order_id=ORDER_ID),
-    "reserve_inventory": InventoryReleased(order_id=ORDER_ID),
-    "charge_payment": PaymentRefunded(order_id=ORDER_ID),
-    "schedule_shipment": ShipmentCancelled(order_id=ORDER_ID),
-}
 
 
 def refusal(step: str, *, retryable: bool = False, reason: str = "refused", error_type: str = "business") -> Reply:

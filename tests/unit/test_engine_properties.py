@@ -20,27 +20,18 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from contracts import (
     Address,
     CommandFailed,
-    InventoryReleased,
     InventoryReservationFailed,
-    InventoryReserved,
     LineItem,
-    OrderApproved,
-    OrderCancelled,
-    OrderCreated,
-    PaymentCharged,
     PaymentDeclined,
-    PaymentRefunded,
     PlaceOrder,
     Reply,
-    ShipmentCancelled,
     ShipmentRejected,
-    ShipmentScheduled,
 )
 from orchestrator.definition import Actions, OutboundCommand, SagaStatus, cancel, on_reply, on_timeout, resume, start
 from orchestrator.sagas import ORDER_FULFILLMENT
+from tests.support.order_replies import ORDER_ID, SUCCESS, UNDONE
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-ORDER_ID = "o-1"
 STEPS = tuple(s.name for s in ORDER_FULFILLMENT.steps)
 COMPENSABLE = frozenset(s.name for s in ORDER_FULFILLMENT.steps if s.compensation is not None)
 PARTICIPANTS = ("order", "inventory", "payment", "shipment")
@@ -61,20 +52,7 @@ class Delivery:
 
 
 def success_of(command: OutboundCommand) -> Reply:
-    forward: dict[str, Reply] = {
-        "create_order": OrderCreated(order_id=ORDER_ID),
-        "reserve_inventory": InventoryReserved(order_id=ORDER_ID),
-        "charge_payment": PaymentCharged(order_id=ORDER_ID, charge_id="ch-1"),
-        "schedule_shipment": ShipmentScheduled(order_id=ORDER_ID, shipment_id="sh-1"),
-        "approve_order": OrderApproved(order_id=ORDER_ID),
-    }
-    undo: dict[str, Reply] = {
-        "create_order": OrderCancelled(order_id=ORDER_ID),
-        "reserve_inventory": InventoryReleased(order_id=ORDER_ID),
-        "charge_payment": PaymentRefunded(order_id=ORDER_ID),
-        "schedule_shipment": ShipmentCancelled(order_id=ORDER_ID),
-    }
-    return (undo if command.compensation else forward)[command.step]
+    return (UNDONE if command.compensation else SUCCESS)[command.step]
 
 
 def failure_of(command: OutboundCommand, *, retryable: bool) -> Reply:
