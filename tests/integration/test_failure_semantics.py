@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +26,19 @@ def restart_with(stack: Stack, service: str, **env: str) -> None:
     process.kill()
     process.start()
     process.wait_ready()
+
+
+@contextlib.contextmanager
+def service_down(stack: Stack, service: str) -> Iterator[None]:
+    """SIGKILL one service for the duration of the block; start it again (and wait until ready) afterwards."""
+    assert stack.cluster is not None
+    process = stack.cluster.services[service]
+    process.kill()
+    try:
+        yield
+    finally:
+        process.start()
+        process.wait_ready()
 
 
 def order(prefix: str, *, country: str = "DE") -> PlaceOrder:
@@ -81,21 +96,15 @@ async def test_retryable_payment_failures_are_retried_with_backoff(stack: Stack,
 
 
 async def test_a_lost_command_is_resent_at_its_deadline_and_applied_once(stack: Stack, db: AsyncEngine) -> None:
-    assert stack.cluster is not None
-    shipment = stack.cluster.services["shipment"]
-    shipment.kill()
     placed = order("deadline")
 
     async def stuck_at_shipment_then_timed_out() -> None:
         types = [(e.type, e.step) for e in await history(db, placed.order_id)]
         assert ("timed_out", "schedule_shipment") in types
 
-    try:
+    with service_down(stack, "shipment"):
         await send_orders(stack.settings, [placed])
         await eventually(stuck_at_shipment_then_timed_out, timeout_s=60)
-    finally:
-        shipment.start()
-        shipment.wait_ready()
     progress = await wait_terminal(db, [placed.order_id], timeout_s=60)
     assert progress.by_status == {"completed": 1}
     sent = [e.payload for e in await history(db, placed.order_id) if e.type == "command_sent"]
@@ -113,9 +122,6 @@ async def test_a_lost_command_is_resent_at_its_deadline_and_applied_once(stack: 
 
 
 async def test_cancel_compensates_a_running_saga_including_the_step_in_flight(stack: Stack, db: AsyncEngine) -> None:
-    assert stack.cluster is not None
-    payment = stack.cluster.services["payment"]
-    payment.kill()
     placed = order("cancel")
 
     async def waiting_for_payment() -> None:
@@ -123,14 +129,11 @@ async def test_cancel_compensates_a_running_saga_including_the_step_in_flight(st
         assert row is not None
         assert (row.status, row.step) == ("running", "charge_payment")
 
-    try:
+    with service_down(stack, "payment"):
         await send_orders(stack.settings, [placed])
         await eventually(waiting_for_payment, timeout_s=30)
         result = cli_json(stack.env, "saga", "cancel", placed.order_id, "--json")
         assert result == {"saga_id": placed.order_id, "status": "compensating", "changed": True}
-    finally:
-        payment.start()
-        payment.wait_ready()
     progress = await wait_terminal(db, [placed.order_id], timeout_s=60)
     assert progress.by_status == {"compensated": 1}
     compensated = [e.step for e in await history(db, placed.order_id) if e.type == "step_compensated"]
