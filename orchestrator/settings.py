@@ -27,9 +27,6 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="3000 for the embedded broker.")
     heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="1000 for the embedded broker.")
     consumer_batch_size: int = Field(default=200, ge=1, description="Records fetched and handled per consumer batch.")
-    consumer_concurrency: int = Field(
-        default=8, ge=1, description="Sagas handled at once within a batch (ordered per saga)."
-    )
     topic_check_interval_s: float = Field(default=5.0, gt=0, description="How often services re-create missing topics.")
     max_message_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger records are dead-lettered as oversized."

@@ -9,7 +9,7 @@ from orchestrator.messaging._codec import (
     decode,
     encode_body,
 )
-from orchestrator.messaging._consumer import Consumer, Processor, Rejected, record_ref, subscribe
+from orchestrator.messaging._consumer import BatchProcessor, Consumer, Processor, Rejected, record_ref, subscribe
 from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, dlq_headers
 from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
 from orchestrator.messaging._reader import read_topic
@@ -19,8 +19,12 @@ from orchestrator.messaging._store import (
     OutboxRecord,
     StoredReply,
     claim_inbox,
+    claim_inbox_many,
     notify_channel,
+    release_inbox,
+    store_replies,
     store_reply,
+    stored_replies,
     stored_reply,
     write_outbox,
 )
@@ -28,6 +32,7 @@ from orchestrator.messaging._store import (
 __all__ = [
     "DLQ_HEADER_PREFIX",
     "TRACE_HEADERS",
+    "BatchProcessor",
     "Consumer",
     "DeadLetters",
     "DecodeError",
@@ -40,6 +45,7 @@ __all__ = [
     "StoredReply",
     "body_bytes",
     "claim_inbox",
+    "claim_inbox_many",
     "consumer_options",
     "decode",
     "dlq_headers",
@@ -51,8 +57,11 @@ __all__ = [
     "notify_channel",
     "read_topic",
     "record_ref",
+    "release_inbox",
     "rewind_if_past_end",
+    "store_replies",
     "store_reply",
+    "stored_replies",
     "stored_reply",
     "subscribe",
     "watch_positions",

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from contracts import REGISTRY, ContractError, Envelope, EnvelopeError, Message
+
+if TYPE_CHECKING:
+    from orchestrator.telemetry import ConsumerSpan
 
 Headers = Sequence[tuple[str, bytes]]
 TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
@@ -33,6 +37,7 @@ class Incoming:
     envelope: Envelope
     message: Message
     trace_headers: Mapping[str, str]
+    span: ConsumerSpan | None = None  # the record's consumer span (tracing only): ``telemetry.handling(span)``
 
 
 class DecodeError(ValueError):

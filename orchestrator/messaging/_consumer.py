@@ -1,12 +1,11 @@
-"""Consumption glue: decode, process in one transaction, dead-letter what cannot be processed, then ack."""
+"""Consumption glue: decode a batch, process it in one transaction, dead-letter what cannot be processed, then ack."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from faststream import AckPolicy
@@ -21,8 +20,6 @@ from orchestrator.transient import backoff_forever
 
 log = logging.getLogger(__name__)
 
-Processor = Callable[[Incoming], Awaitable[None]]
-
 
 class Rejected(Exception):  # noqa: N818 - reads as "the message was rejected"
     """A well-formed message that cannot be processed (unknown saga, wrong topic, unexpected reply)."""
@@ -31,6 +28,12 @@ class Rejected(Exception):  # noqa: N818 - reads as "the message was rejected"
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+Processor = Callable[[Incoming], Awaitable[None]]
+# Handles a batch in one transaction, in order; returns, message by message, None or why it was rejected.
+# A rejected message must leave nothing behind (its inbox claim included): it goes to the DLQ instead.
+BatchProcessor = Callable[[Sequence[Incoming]], Awaitable[Sequence[Rejected | None]]]
 
 
 def record_ref(raw: Any) -> RecordRef:
@@ -44,12 +47,20 @@ def record_ref(raw: Any) -> RecordRef:
     )
 
 
+@dataclass(frozen=True)
+class _Failure:
+    record: RecordRef
+    span: telemetry.ConsumerSpan | None
+    reason: str
+    detail: str
+
+
 class Consumer:
-    """Turns one Kafka record into one processed message or one dead letter; never raises for bad input."""
+    """Turns a batch of Kafka records into one processed batch plus dead letters; never raises for bad input."""
 
     def __init__(
         self,
-        processor: Processor,
+        processor: BatchProcessor,
         dead_letters: DeadLetters,
         *,
         bare_json_topics: frozenset[str],
@@ -61,47 +72,60 @@ class Consumer:
         self._bare_json_topics = bare_json_topics
 
     async def handle(self, record: RecordRef) -> None:
-        with telemetry.consuming(record):
-            await self._handle(record)
+        await self.handle_batch([record])
 
-    async def _handle(self, record: RecordRef) -> None:
-        reason: str | None = None
-        detail = ""
+    async def handle_batch(self, records: Sequence[RecordRef]) -> None:
+        """Decode every record, process the decodable ones in one call (records of one saga stay in order),
+        dead-letter the rest; each record has its own consumer span, ended when the batch is done."""
+        spans = [telemetry.consumer_span(record) for record in records]
         try:
-            incoming = decode(
-                record,
-                require_envelope=record.topic not in self._bare_json_topics,
-                max_bytes=self._max_message_bytes,
-            )
-            await backoff_forever(lambda: self._processor(incoming), what="message processing")
-        except DecodeError as exc:
-            reason, detail = exc.reason, exc.detail
-        except Rejected as exc:
-            reason, detail = exc.reason, exc.detail
+            failures: list[_Failure] = []
+            decoded: list[Incoming] = []
+            for record, span in zip(records, spans, strict=True):
+                try:
+                    incoming = decode(
+                        record,
+                        require_envelope=record.topic not in self._bare_json_topics,
+                        max_bytes=self._max_message_bytes,
+                    )
+                except DecodeError as exc:
+                    failures.append(_Failure(record, span, exc.reason, exc.detail))
+                    continue
+                decoded.append(dataclasses.replace(incoming, span=span))
+            for incoming, outcome in zip(decoded, await self._process(decoded), strict=True):
+                if outcome is not None:
+                    failures.append(_Failure(incoming.record, incoming.span, outcome.reason, outcome.detail))
+            for failure in failures:
+                await self._dead_letter(failure)
+        finally:
+            for span in spans:
+                if span is not None:
+                    span.end()
+
+    async def _process(self, batch: Sequence[Incoming]) -> Sequence[Rejected | None]:
+        """Transient faults retry the batch; anything else is narrowed down by handling the records one by
+        one, so only the record that breaks the handler is dead-lettered (``handler-error``)."""
+        if not batch:
+            return []
+        try:
+            return await backoff_forever(lambda: self._processor(batch), what="message processing")
         except Exception as exc:
+            if len(batch) > 1:
+                log.warning("a batch of %d failed (%r); handling its records one by one", len(batch), exc)
+                return [outcome for incoming in batch for outcome in await self._process([incoming])]
+            if isinstance(exc, Rejected):
+                return [exc]
+            record = batch[0].record
             log.exception("handler failed on %s/%d@%d", record.topic, record.partition, record.offset)
-            reason, detail = "handler-error", f"{type(exc).__name__}: {exc}"
-        if reason is not None:
-            await backoff_forever(
-                lambda: self._dead_letters.send(record, reason=reason, detail=detail),
-                what="dead-lettering",
-            )
-            telemetry.dead_lettered(record, reason, detail)
+            return [Rejected("handler-error", f"{type(exc).__name__}: {exc}")]
 
-
-async def handle_batch(consumer: Consumer, records: list[RecordRef], *, concurrency: int) -> None:
-    """Records with the same partition and key (one saga) run in order; different sagas run concurrently."""
-    lanes: dict[tuple[int, bytes | None], list[RecordRef]] = defaultdict(list)
-    for record in records:
-        lanes[(record.partition, record.key)].append(record)
-    limit = asyncio.Semaphore(concurrency)
-
-    async def run_lane(lane: list[RecordRef]) -> None:
-        async with limit:
-            for record in lane:
-                await consumer.handle(record)
-
-    await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
+    async def _dead_letter(self, failure: _Failure) -> None:
+        await backoff_forever(
+            lambda: self._dead_letters.send(failure.record, reason=failure.reason, detail=failure.detail),
+            what="dead-lettering",
+        )
+        with telemetry.handling(failure.span):
+            telemetry.dead_lettered(failure.record, failure.reason, failure.detail)
 
 
 def _header_safe(records: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -146,8 +170,7 @@ def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], gro
     @subscriber  # type: ignore[untyped-decorator]
     async def _on_batch(msg: KafkaMessage) -> None:
         raw = msg.raw_message
-        records = [record_ref(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
-        await handle_batch(consumer, records, concurrency=settings.consumer_concurrency)
+        await consumer.handle_batch([record_ref(r) for r in (raw if isinstance(raw, tuple) else (raw,))])
         await msg.ack()
 
     return subscriber

@@ -1,16 +1,22 @@
-"""Outbox writes and inbox claims, inside the caller's transaction."""
+"""Outbox writes and inbox claims, inside the caller's transaction (an ORM session or a Core connection)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import ARRAY, Table, Text, any_, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from orchestrator import telemetry
+
+Executor = AsyncSession | AsyncConnection
+
+
+def _ids() -> Any:
+    return bindparam("ids", type_=ARRAY(Text))
 
 
 def notify_channel(schema: str) -> str:
@@ -32,46 +38,85 @@ class StoredReply:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-async def write_outbox(session: AsyncSession, table: Table, records: list[OutboxRecord]) -> None:
+async def write_outbox(executor: Executor, table: Table, records: list[OutboxRecord]) -> None:
     """Insert rows; on commit, a trigger on the table notifies relays in other processes (``notify_channel``)."""
     if not records:
         return
-    await session.execute(
+    await executor.execute(
         insert(table),
         [{"topic": r.topic, "key": r.key, "headers": dict(r.headers), "payload": dict(r.payload)} for r in records],
     )
 
 
-async def claim_inbox(session: AsyncSession, table: Table, consumer: str, message_id: str) -> bool:
+async def claim_inbox(executor: Executor, table: Table, consumer: str, message_id: str) -> bool:
     """True the first time a message id is seen by this consumer; the primary key makes it race-free."""
-    stmt = (
-        pg_insert(table)
-        .values(consumer=consumer, message_id=message_id)
-        .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
-        .returning(table.c.message_id)
-    )
-    claimed = (await session.execute(stmt)).first() is not None
+    claimed = message_id in await claim_inbox_many(executor, table, consumer, [message_id])
     if not claimed:
         telemetry.inbox_duplicate(consumer)
     return claimed
 
 
-async def store_reply(session: AsyncSession, table: Table, consumer: str, message_id: str, reply: StoredReply) -> None:
-    await session.execute(
-        update(table)
-        .where((table.c.consumer == consumer) & (table.c.message_id == message_id))
-        .values(reply_topic=reply.topic, reply_headers=reply.headers, reply_payload=reply.payload),
+async def claim_inbox_many(executor: Executor, table: Table, consumer: str, message_ids: Collection[str]) -> set[str]:
+    """The ids among ``message_ids`` this consumer sees for the first time, claimed in one statement. An id
+    given twice is claimed once: the caller treats its second occurrence as the duplicate it is, and
+    reports duplicates (``telemetry.inbox_duplicate``) as it meets them."""
+    if not message_ids:
+        return set()
+    stmt = (
+        pg_insert(table)
+        .from_select(["consumer", "message_id"], select(literal(consumer, Text), func.unnest(_ids())))
+        .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
+        .returning(table.c.message_id)
     )
+    return set((await executor.execute(stmt, {"ids": list(message_ids)})).scalars())
 
 
-async def stored_reply(session: AsyncSession, table: Table, consumer: str, message_id: str) -> StoredReply | None:
-    row = (
-        await session.execute(
-            select(table.c.reply_topic, table.c.reply_headers, table.c.reply_payload).where(
-                (table.c.consumer == consumer) & (table.c.message_id == message_id),
-            ),
+async def release_inbox(executor: Executor, table: Table, consumer: str, message_ids: Collection[str]) -> None:
+    """Give claims back, so the message can be processed again (a rejected or retryable message)."""
+    if message_ids:
+        await executor.execute(
+            delete(table).where((table.c.consumer == consumer) & (table.c.message_id == any_(_ids()))),
+            {"ids": list(message_ids)},
         )
-    ).first()
-    if row is None or row.reply_topic is None:
-        return None
-    return StoredReply(topic=row.reply_topic, headers=dict(row.reply_headers), payload=dict(row.reply_payload))
+
+
+async def store_reply(executor: Executor, table: Table, consumer: str, message_id: str, reply: StoredReply) -> None:
+    await store_replies(executor, table, consumer, [(message_id, reply)])
+
+
+async def store_replies(
+    executor: Executor, table: Table, consumer: str, replies: Iterable[tuple[str, StoredReply]]
+) -> None:
+    params = [
+        {"b_id": message_id, "reply_topic": r.topic, "reply_headers": r.headers, "reply_payload": r.payload}
+        for message_id, r in replies
+    ]
+    if params:
+        await executor.execute(
+            update(table).where((table.c.consumer == consumer) & (table.c.message_id == bindparam("b_id"))),
+            params,
+        )
+
+
+async def stored_reply(executor: Executor, table: Table, consumer: str, message_id: str) -> StoredReply | None:
+    return (await stored_replies(executor, table, consumer, [message_id])).get(message_id)
+
+
+async def stored_replies(
+    executor: Executor, table: Table, consumer: str, message_ids: Collection[str]
+) -> dict[str, StoredReply]:
+    """The definitive replies stored for these message ids (ids without one are left out)."""
+    if not message_ids:
+        return {}
+    rows = await executor.execute(
+        select(table.c.message_id, table.c.reply_topic, table.c.reply_headers, table.c.reply_payload).where(
+            (table.c.consumer == consumer) & (table.c.message_id == any_(_ids())) & table.c.reply_topic.is_not(None)
+        ),
+        {"ids": list(message_ids)},
+    )
+    return {
+        row.message_id: StoredReply(
+            topic=row.reply_topic, headers=dict(row.reply_headers), payload=dict(row.reply_payload)
+        )
+        for row in rows
+    }

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from orchestrator.definition import HistoryEntry, SagaState, SagaStatus
 from orchestrator.persistence._tables import saga_event, saga_instance
@@ -33,7 +33,7 @@ def state_from_row(row: Mapping[str, Any] | RowMapping) -> SagaState:
     )
 
 
-def _columns(state: SagaState) -> dict[str, Any]:
+def saga_columns(state: SagaState) -> dict[str, Any]:
     return {
         "status": state.status.value,
         "step": state.step,
@@ -52,7 +52,7 @@ def _columns(state: SagaState) -> dict[str, Any]:
 
 def snapshot(state: SagaState) -> dict[str, Any]:
     """The state as JSON: what ``saga_event`` keeps and what a rebuild is compared with."""
-    columns = _columns(state)
+    columns = saga_columns(state)
     for key in ("deadline_at", "expires_at"):
         value = columns[key]
         columns[key] = value.isoformat() if value is not None else None
@@ -79,7 +79,7 @@ async def insert_saga(
             trace_context=trace_context,
             created_at=now,
             updated_at=now,
-            **_columns(state),
+            **saga_columns(state),
         )
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(saga_instance.c.id)
@@ -101,12 +101,12 @@ async def save_saga(session: AsyncSession, state: SagaState, *, now: datetime) -
     await session.execute(
         update(saga_instance)
         .where(saga_instance.c.id == state.saga_id)
-        .values(updated_at=now, version=saga_instance.c.version + 1, **_columns(state)),
+        .values(updated_at=now, version=saga_instance.c.version + 1, **saga_columns(state)),
     )
 
 
 async def claim_due(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     now: datetime,
     limit: int,
 ) -> list[tuple[SagaState, dict[str, str] | None]]:

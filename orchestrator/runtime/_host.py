@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator import telemetry
 from orchestrator.messaging import (
+    BatchProcessor,
     Consumer,
     DeadLetters,
     OutboxRelay,
-    Processor,
     ensure_topics,
     guard_topics,
     make_broker,
@@ -42,7 +42,7 @@ class ServiceSpec:
     name: str
     outbox: Table
     topics: Sequence[str]
-    make_processor: Callable[[AsyncEngine, OutboxRelay], Processor]
+    make_processor: Callable[[AsyncEngine, OutboxRelay], BatchProcessor]
     bare_json_topics: frozenset[str] = frozenset()
     background: BackgroundTasks = field(default=lambda _db, _relay: ())
 

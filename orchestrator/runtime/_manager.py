@@ -1,31 +1,23 @@
-"""The saga manager: one Postgres transaction per handled input (DESIGN §2)."""
+"""The saga manager: one Postgres transaction per consumed batch of inputs (DESIGN §2, docs/design.md)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import Reply, StartCommand
 from orchestrator import definition as engine
 from orchestrator import telemetry
 from orchestrator.definition import Actions, SagaDefinition, SagaState, UnexpectedReply
-from orchestrator.messaging import Incoming, Rejected, claim_inbox, write_outbox
-from orchestrator.persistence import (
-    append_history,
-    claim_due,
-    inbox,
-    insert_saga,
-    lock_saga,
-    outbox,
-    save_saga,
-    snapshot,
-)
-from orchestrator.runtime._outbound import outbox_records
+from orchestrator.messaging import Incoming, Rejected, claim_inbox_many, release_inbox
+from orchestrator.persistence import claim_due, inbox
+from orchestrator.persistence._bulk import lock_sagas
+from orchestrator.runtime._transitions import StartRaced, Transition, write_transitions
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +36,8 @@ class SagaNotFoundError(LookupError):
 
 class SagaManager:
     """Applies starts, replies, timeouts, cancels and resumes to sagas. Each call is one transaction:
-    inbox claim → row lock → pure engine → state + history + outbox → commit, then ``on_commit``."""
+    inbox claims → row locks (in id order) → pure engine per input, in order → state + history + outbox →
+    commit, then ``on_commit``."""
 
     def __init__(
         self,
@@ -55,100 +48,86 @@ class SagaManager:
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self._sessions = async_sessionmaker(db, expire_on_commit=False)
+        self._db = db
         self._settings = settings
         self._definitions = dict(definitions)
         self._by_start = {d.start.type_name(): d for d in definitions.values()}
         self._on_commit = on_commit
         self._clock = clock
 
-    def _suppressed(self, message_id: str) -> None:
-        log.info("duplicate message %s suppressed", message_id)
-
     async def process(self, incoming: Incoming) -> None:
-        message = incoming.message
-        if isinstance(message, StartCommand):
-            await self._start(incoming, message)
-        elif isinstance(message, Reply):
-            await self._reply(incoming, message)
-        else:
-            raise Rejected(
-                "wrong-topic", f"{message.type_name()} is a {message.kind}; expected a start command or reply"
-            )
+        (outcome,) = await self.process_batch([incoming])
+        if outcome is not None:
+            raise outcome
 
-    async def _start(self, incoming: Incoming, command: StartCommand) -> None:
-        definition = self._by_start.get(command.type_name())
-        if definition is None:
-            raise Rejected("unknown-saga-type", f"no saga starts with {command.type_name()}")
-        envelope = incoming.envelope
-        saga_id = (
-            definition.saga_id_of(command)
-            or envelope.saga_id
-            or str(uuid.uuid5(SAGA_ID_NAMESPACE, envelope.message_id))
-        )
-        now = self._clock()
-        async with self._sessions() as session, session.begin():
-            if not await claim_inbox(session, inbox, CONSUMER, envelope.message_id):
-                self._suppressed(envelope.message_id)
-                return
-            actions = engine.start(definition, saga_id, command, now)
-            trace = (
-                telemetry.saga_start_context(incoming.trace_headers, saga_id=saga_id, saga_type=definition.name) or None
-            )
-            if not await insert_saga(
-                session,
-                actions.state,
-                definition_version=definition.version,
-                trace_context=trace,
-                now=now,
-            ):
-                self._suppressed(envelope.message_id)
-                return
-            await self._persist(session, None, actions, causation_id=envelope.message_id, trace=trace, now=now)
-        self._on_commit()
-
-    async def _reply(self, incoming: Incoming, reply: Reply) -> None:
-        envelope = incoming.envelope
-        if envelope.saga_id is None:
-            raise Rejected("bad-envelope", "a reply must carry sagaline-saga-id")
-        now = self._clock()
-        async with self._sessions() as session, session.begin():
-            if not await claim_inbox(session, inbox, CONSUMER, envelope.message_id):
-                self._suppressed(envelope.message_id)
-                return
-            locked = await lock_saga(session, envelope.saga_id)
-            if locked is None:
-                raise Rejected("unknown-saga", f"no saga {envelope.saga_id!r}")
-            state, trace = locked
+    async def process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
+        """Start commands and replies, in order; returns None or the rejection, input by input."""
+        while True:
             try:
-                actions = engine.on_reply(
-                    self._definition(state),
-                    state,
-                    reply,
-                    causation_id=envelope.causation_id,
-                    attempt=envelope.attempt,
-                    now=now,
-                )
-            except UnexpectedReply as exc:
-                raise Rejected("unexpected-reply", str(exc)) from exc
-            if actions.ignored:  # stale or duplicate: only the inbox row is written
-                return
-            await self._persist(session, state, actions, causation_id=envelope.message_id, trace=trace, now=now)
-        self._on_commit()
+                return await self._process_batch(batch)
+            except StartRaced as raced:
+                log.info("sagas %s were started concurrently; handling the batch again", raced)
+
+    async def _process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
+        outcomes: list[Rejected | None] = [None] * len(batch)
+        accepted: list[tuple[int, Incoming, str]] = []
+        for index, incoming in enumerate(batch):
+            try:
+                accepted.append((index, incoming, self._saga_id(incoming)))
+            except Rejected as exc:
+                outcomes[index] = exc
+        if not accepted:
+            return outcomes
+        now = self._clock()
+        after_commit: telemetry.AfterCommit = []
+        async with self._db.begin() as conn:
+            run = _BatchRun(self, conn, now)
+            await run.prepare([incoming for _, incoming, _ in accepted], {saga_id for _, _, saga_id in accepted})
+            for index, incoming, saga_id in accepted:
+                with telemetry.handling(incoming.span):
+                    outcomes[index] = run.apply(incoming, saga_id)
+            await run.release_rejected()
+            await write_transitions(
+                conn, run.transitions, topics=self._settings.topics, now=now, after_commit=after_commit
+            )
+        telemetry.run_after_commit(after_commit)
+        if run.transitions:
+            self._on_commit()
+        return outcomes
+
+    def _saga_id(self, incoming: Incoming) -> str:
+        """The saga an input is for, or why it cannot be processed (before anything is written)."""
+        message, envelope = incoming.message, incoming.envelope
+        if isinstance(message, StartCommand):
+            definition = self._by_start.get(message.type_name())
+            if definition is None:
+                raise Rejected("unknown-saga-type", f"no saga starts with {message.type_name()}")
+            return (
+                definition.saga_id_of(message)
+                or envelope.saga_id
+                or str(uuid.uuid5(SAGA_ID_NAMESPACE, envelope.message_id))
+            )
+        if isinstance(message, Reply):
+            if envelope.saga_id is None:
+                raise Rejected("bad-envelope", "a reply must carry sagaline-saga-id")
+            return envelope.saga_id
+        raise Rejected("wrong-topic", f"{message.type_name()} is a {message.kind}; expected a start command or reply")
 
     async def sweep(self) -> int:
         """Apply the timeout transition to every saga whose deadline or time-to-live has passed."""
         now = self._clock()
-        changed = 0
-        async with self._sessions() as session, session.begin():
-            for state, trace in await claim_due(session, now, self._settings.sweeper_batch_size):
+        after_commit: telemetry.AfterCommit = []
+        async with self._db.begin() as conn:
+            transitions = []
+            for state, trace in await claim_due(conn, now, self._settings.sweeper_batch_size):
                 actions = engine.on_timeout(self._definition(state), state, now)
                 if not actions.ignored:
-                    await self._persist(session, state, actions, causation_id=None, trace=trace, now=now)
-                    changed += 1
-        if changed:
+                    transitions.append(Transition(before=state, actions=actions, causation_id=None, trace=trace))
+            await write_transitions(conn, transitions, topics=self._settings.topics, now=now, after_commit=after_commit)
+        telemetry.run_after_commit(after_commit)
+        if transitions:
             self._on_commit()
-        return changed
+        return len(transitions)
 
     async def cancel(self, saga_id: str, reason: str) -> Actions:
         return await self._operator(saga_id, lambda d, s, now: engine.cancel(d, s, now, reason))
@@ -162,41 +141,120 @@ class SagaManager:
         transition: Callable[[SagaDefinition[Any], SagaState, datetime], Actions],
     ) -> Actions:
         now = self._clock()
-        async with self._sessions() as session, session.begin():
-            locked = await lock_saga(session, saga_id)
+        after_commit: telemetry.AfterCommit = []
+        async with self._db.begin() as conn:
+            locked = (await lock_sagas(conn, [saga_id])).get(saga_id)
             if locked is None:
                 raise SagaNotFoundError(saga_id)
             state, trace = locked
             actions = transition(self._definition(state), state, now)
             if not actions.ignored:
-                await self._persist(session, state, actions, causation_id=None, trace=trace, now=now)
+                await write_transitions(
+                    conn,
+                    [Transition(before=state, actions=actions, causation_id=None, trace=trace)],
+                    topics=self._settings.topics,
+                    now=now,
+                    after_commit=after_commit,
+                )
+        telemetry.run_after_commit(after_commit)
         self._on_commit()
         return actions
 
     def _definition(self, state: SagaState) -> SagaDefinition[Any]:
         return self._definitions[state.saga_type]
 
-    async def _persist(
-        self,
-        session: AsyncSession,
-        before: SagaState | None,
-        actions: Actions,
-        *,
-        causation_id: str | None,
-        trace: Mapping[str, str] | None,
-        now: datetime,
-    ) -> None:
-        if before is not None:
-            await save_saga(session, actions.state, now=now)
-        await append_history(
-            session,
-            actions.state.saga_id,
-            actions.history,
-            from_status=before.status if before else None,
-            to_status=actions.state.status,
-            now=now,
-            snapshot=snapshot(actions.state),
+    def _start_definition(self, command: StartCommand) -> SagaDefinition[Any]:
+        return self._by_start[command.type_name()]
+
+
+class _BatchRun:
+    """The inputs of one batch against the sagas they lock: each input sees the state the previous input of
+    its saga left, and the transitions are written together at the end."""
+
+    def __init__(self, manager: SagaManager, conn: AsyncConnection, now: datetime) -> None:
+        self._manager = manager
+        self._conn = conn
+        self._now = now
+        self._claimed: set[str] = set()
+        self._rejected: set[str] = set()
+        self._sagas: dict[str, tuple[SagaState, dict[str, str] | None]] = {}
+        self.transitions: list[Transition] = []
+
+    async def prepare(self, inputs: Sequence[Incoming], saga_ids: set[str]) -> None:
+        ids = [incoming.envelope.message_id for incoming in inputs]
+        self._claimed = await claim_inbox_many(self._conn, inbox, CONSUMER, ids)
+        self._sagas = await lock_sagas(self._conn, saga_ids)
+
+    async def release_rejected(self) -> None:
+        await release_inbox(self._conn, inbox, CONSUMER, self._rejected)
+
+    def apply(self, incoming: Incoming, saga_id: str) -> Rejected | None:
+        message_id = incoming.envelope.message_id
+        if message_id not in self._claimed:
+            log.info("duplicate message %s suppressed", message_id)
+            telemetry.inbox_duplicate(CONSUMER)
+            return None
+        self._claimed.discard(message_id)
+        try:
+            if isinstance(incoming.message, StartCommand):
+                self._start(incoming, incoming.message, saga_id)
+            else:
+                assert isinstance(incoming.message, Reply)
+                self._reply(incoming, incoming.message, saga_id)
+        except Rejected as exc:
+            self._rejected.add(message_id)
+            self._claimed.add(message_id)  # not processed: a later copy in this batch gets its chance
+            return exc
+        self._rejected.discard(message_id)
+        return None
+
+    def _start(self, incoming: Incoming, command: StartCommand, saga_id: str) -> None:
+        if saga_id in self._sagas:  # a duplicate start with a new message id
+            log.info("duplicate message %s suppressed", incoming.envelope.message_id)
+            return
+        definition = self._manager._start_definition(command)  # noqa: SLF001 - the manager's own helper
+        actions = engine.start(definition, saga_id, command, self._now)
+        start = telemetry.saga_start(incoming.trace_headers, saga_id=saga_id, saga_type=definition.name)
+        trace = start.context or None
+        self._sagas[saga_id] = (actions.state, trace)
+        self.transitions.append(
+            Transition(
+                before=None,
+                actions=actions,
+                causation_id=incoming.envelope.message_id,
+                trace=trace,
+                span=incoming.span,
+                start=start,
+                definition_version=definition.version,
+            )
         )
-        records = outbox_records(actions, self._settings.topics, causation_id=causation_id, trace_context=trace)
-        records = await telemetry.saga_transition(session, before, actions, trace=trace, records=records)
-        await write_outbox(session, outbox, records)
+
+    def _reply(self, incoming: Incoming, reply: Reply, saga_id: str) -> None:
+        envelope = incoming.envelope
+        locked = self._sagas.get(saga_id)
+        if locked is None:
+            raise Rejected("unknown-saga", f"no saga {saga_id!r}")
+        state, trace = locked
+        try:
+            actions = engine.on_reply(
+                self._manager._definition(state),  # noqa: SLF001 - the manager's own helper
+                state,
+                reply,
+                causation_id=envelope.causation_id,
+                attempt=envelope.attempt,
+                now=self._now,
+            )
+        except UnexpectedReply as exc:
+            raise Rejected("unexpected-reply", str(exc)) from exc
+        if actions.ignored:  # stale or duplicate: only the inbox row is written
+            return
+        self._sagas[saga_id] = (actions.state, trace)
+        self.transitions.append(
+            Transition(
+                before=state,
+                actions=actions,
+                causation_id=envelope.message_id,
+                trace=trace,
+                span=incoming.span,
+            )
+        )

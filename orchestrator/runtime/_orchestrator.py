@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.messaging import OutboxRelay, Processor
+from orchestrator.messaging import BatchProcessor, OutboxRelay
 from orchestrator.persistence import outbox
 from orchestrator.runtime._host import ServiceSpec, serve
 from orchestrator.runtime._manager import SagaManager
@@ -33,9 +33,9 @@ class _Orchestrator:
         self._settings = settings
         self._manager: SagaManager | None = None
 
-    def processor(self, db: AsyncEngine, relay: OutboxRelay) -> Processor:
+    def processor(self, db: AsyncEngine, relay: OutboxRelay) -> BatchProcessor:
         self._manager = SagaManager(db, self._settings, DEFINITIONS, on_commit=relay.wake)
-        return self._manager.process
+        return self._manager.process_batch
 
     def background(self, _db: AsyncEngine, _relay: OutboxRelay) -> Sequence[Coroutine[Any, Any, None]]:
         assert self._manager is not None, "the host builds the processor first"

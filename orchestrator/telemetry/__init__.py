@@ -6,8 +6,11 @@ below returns at once. ``shutdown()`` flushes. The hooks are called from the mes
 manager and the participant kit."""
 
 from orchestrator.telemetry._messaging import (
+    ConsumerSpan,
+    consumer_span,
     consuming,
     dead_lettered,
+    handling,
     inbox_duplicate,
     local_transaction,
     publishing,
@@ -16,8 +19,11 @@ from orchestrator.telemetry._messaging import (
 )
 from orchestrator.telemetry._monitor import background_tasks, monitor_outbox, sample_outbox
 from orchestrator.telemetry._saga import (
+    AfterCommit,
+    SagaStart,
     jaeger_trace_url,
-    saga_start_context,
+    run_after_commit,
+    saga_start,
     saga_trace_id,
     saga_transition,
     span_context_of,
@@ -29,13 +35,18 @@ from orchestrator.telemetry._state import STATE, Instruments
 
 __all__ = [
     "STATE",
+    "AfterCommit",
+    "ConsumerSpan",
     "Instruments",
+    "SagaStart",
     "SemconvUpgradingExporter",
     "background_tasks",
     "configure",
+    "consumer_span",
     "consuming",
     "dead_lettered",
     "enabled_by_env",
+    "handling",
     "inbox_duplicate",
     "jaeger_trace_url",
     "local_transaction",
@@ -43,7 +54,8 @@ __all__ = [
     "otlp_protocol",
     "publishing",
     "reply_headers",
-    "saga_start_context",
+    "run_after_commit",
+    "saga_start",
     "saga_trace_id",
     "saga_transition",
     "sample_outbox",

@@ -62,14 +62,24 @@ def message_attributes(headers: Mapping[str, str], topic: str, key: str | None) 
     return attributes
 
 
-@contextmanager
-def consuming(record: RecordRef) -> Iterator[None]:
-    """``process <topic>`` (CONSUMER), a child of the context in the record's headers, current while the
-    record is decoded, processed in its transaction, or dead-lettered."""
+class ConsumerSpan:
+    """An open ``process <topic>`` span and the context (its parent's baggage included) to handle the record in."""
+
+    def __init__(self, span: trace_api.Span, context: context_api.Context) -> None:
+        self.span = span
+        self.context = context
+
+    def end(self) -> None:
+        self.span.end()
+
+
+def consumer_span(record: RecordRef) -> ConsumerSpan | None:
+    """Start ``process <topic>`` (CONSUMER), a child of the context in the record's headers; None when not
+    tracing. A batch opens one per record, handles each record inside its own (``handling``), and ends them
+    all once the batch is committed or dead-lettered."""
     tracer = STATE.tracer
     if tracer is None:
-        yield
-        return
+        return None
     headers = decode_headers(record.headers)
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
     attributes = message_attributes(headers, record.topic, key) | {
@@ -84,12 +94,39 @@ def consuming(record: RecordRef) -> Iterator[None]:
         attributes[sc.MESSAGING_KAFKA_MESSAGE_TOMBSTONE] = True
     else:
         attributes[sc.MESSAGING_MESSAGE_BODY_SIZE] = len(record.value)
-    token = context_api.attach(propagate.extract(headers))  # the baggage too, not only the parent span
+    parent = propagate.extract(headers)  # the baggage too, not only the parent span
+    span = tracer.start_span(f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
+    return ConsumerSpan(span, trace_api.set_span_in_context(span, parent))
+
+
+@contextmanager
+def handling(span: ConsumerSpan | None) -> Iterator[None]:
+    """Make a record's consumer span current (nothing when not tracing)."""
+    if span is None:
+        yield
+        return
+    token = context_api.attach(span.context)
     try:
-        with tracer.start_as_current_span(f"process {record.topic}", kind=SpanKind.CONSUMER, attributes=attributes):
-            yield
+        yield
     finally:
         context_api.detach(token)
+
+
+@contextmanager
+def consuming(record: RecordRef) -> Iterator[None]:
+    """One record's consumer span, current for the block and ended after it."""
+    span = consumer_span(record)
+    try:
+        with handling(span):
+            yield
+    except BaseException as exc:
+        if span is not None:
+            span.span.record_exception(exc)
+            span.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        if span is not None:
+            span.end()
 
 
 @contextmanager

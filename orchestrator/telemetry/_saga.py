@@ -11,7 +11,8 @@ orchestrator stores in ``saga_instance.trace_context``. Every later span of the 
   per history entry of that kind, children of the span that handled the input (or of ``saga.start`` for the
   deadline sweeper and operator commands).
 
-Spans and metrics are emitted from an ``after_commit`` hook, so a rolled-back transition leaves no trace."""
+Spans and metrics are queued on the transaction's ``after_commit`` list and emitted once it commits, so a
+rolled-back transition leaves no trace."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,9 +28,8 @@ from opentelemetry import context as context_api
 from opentelemetry import propagate
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import header_name
 from orchestrator.definition import Actions, HistoryEntry, SagaState, SagaStatus
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_STARTING: ContextVar[tuple[str, trace_api.Span] | None] = ContextVar("sagaline_saga_start", default=None)
-_AFTER_COMMIT = "sagaline.telemetry.after_commit"
 _SENT = ("command_sent", "compensation_sent")
 _OUTCOMES = ("completed", "compensated", "failed")
 _MARKERS = {
@@ -88,21 +85,29 @@ def jaeger_trace_url(trace_id: str, base: str = "http://localhost:16686") -> str
     return f"{base.rstrip('/')}/trace/{trace_id}"
 
 
-def saga_start_context(incoming: Mapping[str, str], *, saga_id: str, saga_type: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class SagaStart:
+    """What starting a saga stores (``context``) and, when tracing, its ``saga.start`` span, which the start's
+    transition (``saga_transition(start=…)``) ends once the transaction commits."""
+
+    context: dict[str, str]
+    span: trace_api.Span | None = None
+
+
+def saga_start(incoming: Mapping[str, str], *, saga_id: str, saga_type: str) -> SagaStart:
     """The trace context to store with a new saga. Tracing: a ``saga.start`` span, child of the current span
-    (which continues the start command's ``traceparent`` if it had one), ended when the start commits.
-    Not tracing: the incoming W3C headers unchanged, so the saga still continues a caller's trace."""
+    (which continues the start command's ``traceparent`` if it had one). Not tracing: the incoming W3C
+    headers unchanged, so the saga still continues a caller's trace."""
     tracer = STATE.tracer
     if tracer is None:
-        return dict(incoming)
+        return SagaStart(dict(incoming))
     span = tracer.start_span(
         f"saga.start {saga_type}",
         attributes={sc.SAGA_ID: saga_id, sc.SAGA_TYPE: saga_type, sc.MESSAGING_MESSAGE_CONVERSATION_ID: saga_id},
     )
-    _STARTING.set((saga_id, span))
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace_api.set_span_in_context(span))
-    return carrier
+    return SagaStart(carrier, span)
 
 
 @dataclass(frozen=True)
@@ -130,10 +135,10 @@ def _pending(before: SagaState | None, after: SagaState) -> _Pending | None:
     return _Pending(before.pending_command_id, before.attempt, before.step, before.status is SagaStatus.COMPENSATING)
 
 
-async def _when_sent(session: AsyncSession, saga_id: str, pending: _Pending) -> _Pending:
+async def _when_sent(executor: AsyncConnection, saga_id: str, pending: _Pending) -> _Pending:
     payload = saga_event.c.payload
     row = (
-        await session.execute(
+        await executor.execute(
             select(saga_event.c.at, payload["command"].astext)
             .where(
                 (saga_event.c.saga_id == saga_id)
@@ -162,34 +167,31 @@ def _stamp(records: list[OutboxRecord], actions: Actions, saga: SpanContext) -> 
     return stamped
 
 
-def _after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    sync: Session = session.sync_session
-    pending: list[Callable[[], None]] | None = sync.info.get(_AFTER_COMMIT)
-    if pending is None:
-        pending = sync.info[_AFTER_COMMIT] = []
+AfterCommit = list[Callable[[], None]]
 
-        def run(_session: Session) -> None:
-            for queued in sync.info.pop(_AFTER_COMMIT, []):
-                try:
-                    queued()
-                except Exception:
-                    log.exception("recording telemetry after commit failed")
 
-        event.listen(sync, "after_commit", run, once=True)
-        event.listen(sync, "after_rollback", lambda _session: sync.info.pop(_AFTER_COMMIT, None), once=True)
-    pending.append(callback)
+def run_after_commit(callbacks: AfterCommit) -> None:
+    """Run what ``saga_transition`` queued, once the transaction committed; telemetry never fails a commit."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("recording telemetry after commit failed")
 
 
 async def saga_transition(
-    session: AsyncSession,
+    executor: AsyncConnection,
     before: SagaState | None,
     actions: Actions,
     *,
     trace: Mapping[str, str] | None,
     records: list[OutboxRecord],
+    after_commit: AfterCommit,
+    start: SagaStart | None = None,
 ) -> list[OutboxRecord]:
-    """Called by the manager inside a transition's transaction with the outbox rows it is about to write;
-    returns them with per-command trace context, and emits spans and metrics once the transaction commits."""
+    """Called by the manager inside a transition's transaction (with the input's consumer span current) with
+    the outbox rows it is about to write; returns them with per-command trace context, and queues the spans
+    and metrics on ``after_commit``, which the caller runs once the transaction commits."""
     tracer, instruments = STATE.tracer, STATE.metrics
     if tracer is None and instruments is None:
         return records
@@ -197,11 +199,8 @@ async def saga_transition(
     saga = span_context_of(trace)
     pending = _pending(before, state)
     if pending is not None:
-        pending = await _when_sent(session, state.saga_id, pending)
-    starting = _STARTING.get() if before is None else None
-    if starting is not None:
-        _STARTING.set(None)
-    start_span = starting[1] if starting is not None and starting[0] == state.saga_id else None
+        pending = await _when_sent(executor, state.saga_id, pending)
+    start_span = start.span if start is not None else None
     recorder = _Recorder(state, actions.history, pending, time.time_ns())
     if tracer is not None and saga is not None:
         records = _stamp(records, actions, saga)
@@ -219,11 +218,11 @@ async def saga_transition(
                 start_span.end(end)
             recorder.spans(tracer, saga, saga_parent=saga_parent, parent=parent, end=end)
 
-        _after_commit(session, emit_spans)
+        after_commit.append(emit_spans)
     elif start_span is not None:
-        _after_commit(session, start_span.end)
+        after_commit.append(start_span.end)
     if instruments is not None:
-        _after_commit(session, lambda: recorder.metrics(instruments))
+        after_commit.append(lambda: recorder.metrics(instruments))
     return records
 
 

@@ -1,11 +1,11 @@
 """The participant kit: ``@participant.handles(Command)`` handlers run as local transactions with
-inbox dedupe and a reply through the participant's own outbox, all in one commit."""
+inbox dedupe and a reply through the participant's own outbox, all in one commit per consumed batch."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,16 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts import Command, CommandFailed, Envelope, FailureReply, Reply, header_name
 from orchestrator import telemetry
 from orchestrator.messaging import (
+    BatchProcessor,
     Incoming,
     OutboxRecord,
     OutboxRelay,
-    Processor,
     Rejected,
     StoredReply,
-    claim_inbox,
+    claim_inbox_many,
     encode_body,
-    store_reply,
-    stored_reply,
+    release_inbox,
+    store_replies,
+    stored_replies,
     write_outbox,
 )
 from orchestrator.persistence import inbox_table, outbox_table
@@ -87,8 +88,8 @@ class Participant:
         return CommandProcessor(self, db, settings, on_commit=on_commit)
 
     def spec(self, settings: Settings) -> ServiceSpec:
-        def make_processor(db: AsyncEngine, relay: OutboxRelay) -> Processor:
-            return self.processor(db, settings, on_commit=relay.wake).process
+        def make_processor(db: AsyncEngine, relay: OutboxRelay) -> BatchProcessor:
+            return self.processor(db, settings, on_commit=relay.wake).process_batch
 
         return ServiceSpec(
             name=self.name,
@@ -99,8 +100,9 @@ class Participant:
 
 
 class CommandProcessor:
-    """Executes one command. A duplicate is answered with the stored reply, never re-executed.
-    Retryable failures are not stored, so a retry of the same message id runs the handler again."""
+    """Executes a batch of commands in one transaction, in order, each handler in its own savepoint.
+    A duplicate is answered with the stored reply, never re-executed. Retryable failures are not stored
+    (their inbox claim is given back), so a retry of the same message id runs the handler again."""
 
     def __init__(
         self, participant: Participant, db: AsyncEngine, settings: Settings, *, on_commit: Callable[[], None]
@@ -111,39 +113,32 @@ class CommandProcessor:
         self._on_commit = on_commit
 
     async def process(self, incoming: Incoming) -> None:
+        (outcome,) = await self.process_batch([incoming])
+        if outcome is not None:
+            raise outcome
+
+    async def process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
+        outcomes: list[Rejected | None] = [None] * len(batch)
+        accepted: list[tuple[Incoming, Handler[Any], Command]] = []
+        for index, incoming in enumerate(batch):
+            try:
+                accepted.append((incoming, *self._route(incoming)))
+            except Rejected as exc:
+                outcomes[index] = exc
+        if accepted:
+            async with self._sessions() as session, session.begin():
+                await _Batch(self, session).run(accepted)
+            self._on_commit()
+        return outcomes
+
+    def _route(self, incoming: Incoming) -> tuple[Handler[Any], Command]:
         command = incoming.message
         handler = self._p._handlers.get(command.type_name())  # noqa: SLF001 - the kit's own registry
         if not isinstance(command, Command) or handler is None:
             raise Rejected("unknown-command", f"{self._p.name} does not handle {command.type_name()}")
-        envelope = incoming.envelope
-        if envelope.saga_id is None:
+        if incoming.envelope.saga_id is None:
             raise Rejected("bad-envelope", "a command must carry sagaline-saga-id")
-        with telemetry.local_transaction(self._p.name, incoming):
-            try:
-                await self._execute(incoming, handler, command)
-            except _RetryableOutcome as outcome:
-                await self._reply_only(incoming, outcome.reply)
-        self._on_commit()
-
-    async def _execute(self, incoming: Incoming, handler: Handler[Any], command: Command) -> None:
-        envelope = incoming.envelope
-        p = self._p
-        async with self._sessions() as session, session.begin():
-            if not await claim_inbox(session, p.inbox, p.name, envelope.message_id):
-                await self._answer_duplicate(session, incoming)
-                return
-            reply = await self._run_handler(session, envelope, handler, command)
-            if isinstance(reply, FailureReply) and reply.retryable:
-                raise _RetryableOutcome(reply)  # rolls back the inbox claim too
-            record = self._reply_record(incoming, reply, retryable=False)
-            await store_reply(
-                session,
-                p.inbox,
-                p.name,
-                envelope.message_id,
-                StoredReply(topic=record.topic, headers=dict(record.headers), payload=dict(record.payload)),
-            )
-            await write_outbox(session, p.outbox, [record])
+        return handler, command
 
     async def _run_handler(
         self,
@@ -169,23 +164,6 @@ class CommandProcessor:
             await savepoint.commit()
         return reply
 
-    async def _answer_duplicate(self, session: AsyncSession, incoming: Incoming) -> None:
-        stored = await stored_reply(session, self._p.inbox, self._p.name, incoming.envelope.message_id)
-        if stored is None:
-            return
-        log.info("duplicate command %s answered from its stored reply", incoming.envelope.message_id)
-        headers = {**stored.headers, **telemetry.trace_headers(incoming.trace_headers)}
-        headers[header_name("attempt")] = str(incoming.envelope.attempt)
-        await write_outbox(
-            session,
-            self._p.outbox,
-            [OutboxRecord(topic=stored.topic, key=incoming.envelope.saga_id, headers=headers, payload=stored.payload)],
-        )
-
-    async def _reply_only(self, incoming: Incoming, reply: Reply) -> None:
-        async with self._sessions() as session, session.begin():
-            await write_outbox(session, self._p.outbox, [self._reply_record(incoming, reply, retryable=True)])
-
     def _reply_record(self, incoming: Incoming, reply: Reply, *, retryable: bool) -> OutboxRecord:
         command = incoming.envelope
         suffix = f"reply/{command.attempt}" if retryable else "reply"
@@ -204,4 +182,63 @@ class CommandProcessor:
             key=command.saga_id,
             headers={**telemetry.reply_headers(reply, incoming.trace_headers), **envelope.to_headers()},
             payload=encode_body(reply),
+        )
+
+
+class _Batch:
+    """One batch's transaction: bulk inbox claim, the handlers in order, then bulk reply storage, claim
+    release and outbox insert. Commands of one saga keep their order; a message id seen twice in the batch
+    behaves as if the two had arrived in two transactions."""
+
+    def __init__(self, processor: CommandProcessor, session: AsyncSession) -> None:
+        self._proc = processor
+        self._p = processor._p  # noqa: SLF001 - the processor's own helper
+        self._session = session
+        self._claimed: set[str] = set()
+        self._stored: dict[str, StoredReply] = {}  # definitive replies: in the inbox, or stored by this batch
+        self._to_store: dict[str, StoredReply] = {}
+        self._to_release: set[str] = set()
+        self._records: list[OutboxRecord] = []
+
+    async def run(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]]) -> None:
+        p, session = self._p, self._session
+        ids = [incoming.envelope.message_id for incoming, _, _ in accepted]
+        self._claimed = await claim_inbox_many(session, p.inbox, p.name, ids)
+        self._stored = await stored_replies(session, p.inbox, p.name, set(ids) - self._claimed)
+        for incoming, handler, command in accepted:
+            with telemetry.handling(incoming.span), telemetry.local_transaction(p.name, incoming):
+                await self._one(incoming, handler, command)
+        await release_inbox(session, p.inbox, p.name, self._to_release)
+        await store_replies(session, p.inbox, p.name, self._to_store.items())
+        await write_outbox(session, p.outbox, self._records)
+
+    async def _one(self, incoming: Incoming, handler: Handler[Any], command: Command) -> None:
+        message_id = incoming.envelope.message_id
+        if message_id in self._claimed:
+            self._claimed.discard(message_id)
+        elif message_id in self._to_release:  # an earlier copy in this batch failed retryably: run it again
+            self._to_release.discard(message_id)
+        else:
+            self._answer_duplicate(incoming)
+            return
+        reply = await self._proc._run_handler(self._session, incoming.envelope, handler, command)  # noqa: SLF001
+        if isinstance(reply, FailureReply) and reply.retryable:
+            self._to_release.add(message_id)
+            self._records.append(self._proc._reply_record(incoming, reply, retryable=True))  # noqa: SLF001
+            return
+        record = self._proc._reply_record(incoming, reply, retryable=False)  # noqa: SLF001
+        stored = StoredReply(topic=record.topic, headers=dict(record.headers), payload=dict(record.payload))
+        self._stored[message_id] = self._to_store[message_id] = stored
+        self._records.append(record)
+
+    def _answer_duplicate(self, incoming: Incoming) -> None:
+        telemetry.inbox_duplicate(self._p.name)
+        stored = self._stored.get(incoming.envelope.message_id)
+        if stored is None:
+            return
+        log.info("duplicate command %s answered from its stored reply", incoming.envelope.message_id)
+        headers = {**stored.headers, **telemetry.trace_headers(incoming.trace_headers)}
+        headers[header_name("attempt")] = str(incoming.envelope.attempt)
+        self._records.append(
+            OutboxRecord(topic=stored.topic, key=incoming.envelope.saga_id, headers=headers, payload=stored.payload)
         )

@@ -86,7 +86,7 @@ def test_nothing_configured_means_every_hook_passes_through() -> None:
     rows = [dataclasses.make_dataclass("Row", ["topic", "key", "headers"])("t", None, headers)]
     with telemetry.publishing(rows) as outgoing:
         assert outgoing[0] is headers
-    assert telemetry.saga_start_context(headers, saga_id="s", saga_type="t") == headers
+    assert telemetry.saga_start(headers, saga_id="s", saga_type="t").context == headers
     assert telemetry.trace_headers(headers) == headers
     assert telemetry.background_tasks(None, None) == []  # type: ignore[arg-type]
 
@@ -294,10 +294,10 @@ async def test_faststream_kafka_middleware_through_the_upgrading_exporter(export
     assert dict(process.attributes or {})["messaging.operation.type"] == "process"
 
 
-def test_saga_start_context_is_a_child_of_the_consumer_and_keeps_baggage(exporter: InMemorySpanExporter) -> None:
+def test_saga_start_is_a_child_of_the_consumer_and_keeps_baggage(exporter: InMemorySpanExporter) -> None:
     token = context_api.attach(baggage.set_baggage("tenant", "acme", propagate.extract({"traceparent": TRACEPARENT})))
     try:
-        stored = telemetry.saga_start_context({}, saga_id="s-1", saga_type="order_fulfillment")
+        stored = telemetry.saga_start({}, saga_id="s-1", saga_type="order_fulfillment").context
     finally:
         context_api.detach(token)
     assert stored["traceparent"].startswith(f"00-{TRACE_ID}-")
