@@ -13,7 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts import Reply, StartCommand
 from orchestrator import definition as engine
 from orchestrator import telemetry
-from orchestrator.definition import Actions, SagaDefinition, SagaState, UnexpectedReply
+from orchestrator.definition import (
+    DEFAULT_ACTOR,
+    TRANSITIONS,
+    Actions,
+    DefinitionRegistry,
+    OperatorVerb,
+    SagaDefinition,
+    SagaState,
+    UnexpectedReply,
+    UnknownDefinition,
+    refusal,
+)
 from orchestrator.messaging import Incoming, Rejected, claim_inbox, write_outbox
 from orchestrator.persistence import (
     append_history,
@@ -42,6 +53,15 @@ class SagaNotFoundError(LookupError):
     """No saga with this id."""
 
 
+class OperationRefusedError(ValueError):
+    """An operator verb does not apply to the saga's current state; nothing was changed."""
+
+    def __init__(self, verb: OperatorVerb, state: SagaState, message: str) -> None:
+        self.verb = verb
+        self.status = state.status
+        super().__init__(message)
+
+
 class SagaManager:
     """Applies starts, replies, timeouts, cancels and resumes to sagas. Each call is one transaction:
     inbox claim → row lock → pure engine → state + history + outbox → commit, then ``on_commit``."""
@@ -50,15 +70,14 @@ class SagaManager:
         self,
         db: AsyncEngine,
         settings: Settings,
-        definitions: Mapping[str, SagaDefinition[Any]],
+        definitions: DefinitionRegistry,
         *,
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._sessions = async_sessionmaker(db, expire_on_commit=False)
         self._settings = settings
-        self._definitions = dict(definitions)
-        self._by_start = {d.start.type_name(): d for d in definitions.values()}
+        self._definitions = definitions
         self._on_commit = on_commit
         self._clock = clock
 
@@ -77,7 +96,7 @@ class SagaManager:
             )
 
     async def _start(self, incoming: Incoming, command: StartCommand) -> None:
-        definition = self._by_start.get(command.type_name())
+        definition = self._definitions.for_start(command.type_name())
         if definition is None:
             raise Rejected("unknown-saga-type", f"no saga starts with {command.type_name()}")
         envelope = incoming.envelope
@@ -95,13 +114,7 @@ class SagaManager:
             trace = (
                 telemetry.saga_start_context(incoming.trace_headers, saga_id=saga_id, saga_type=definition.name) or None
             )
-            if not await insert_saga(
-                session,
-                actions.state,
-                definition_version=definition.version,
-                trace_context=trace,
-                now=now,
-            ):
+            if not await insert_saga(session, actions.state, trace_context=trace, now=now):
                 self._suppressed(envelope.message_id)
                 return
             await self._persist(session, None, actions, causation_id=envelope.message_id, trace=trace, now=now)
@@ -121,8 +134,12 @@ class SagaManager:
                 raise Rejected("unknown-saga", f"no saga {envelope.saga_id!r}")
             state, trace = locked
             try:
+                definition = self._definition(state)
+            except UnknownDefinition as exc:
+                raise Rejected("unknown-definition", str(exc)) from exc
+            try:
                 actions = engine.on_reply(
-                    self._definition(state),
+                    definition,
                     state,
                     reply,
                     causation_id=envelope.causation_id,
@@ -142,7 +159,12 @@ class SagaManager:
         changed = 0
         async with self._sessions() as session, session.begin():
             for state, trace in await claim_due(session, now, self._settings.sweeper_batch_size):
-                actions = engine.on_timeout(self._definition(state), state, now)
+                try:
+                    definition = self._definition(state)
+                except UnknownDefinition as exc:
+                    log.error("saga %s is due but cannot be swept: %s", state.saga_id, exc)  # noqa: TRY400
+                    continue
+                actions = engine.on_timeout(definition, state, now)
                 if not actions.ignored:
                     await self._persist(session, state, actions, causation_id=None, trace=trace, now=now)
                     changed += 1
@@ -150,31 +172,38 @@ class SagaManager:
             self._on_commit()
         return changed
 
-    async def cancel(self, saga_id: str, reason: str) -> Actions:
-        return await self._operator(saga_id, lambda d, s, now: engine.cancel(d, s, now, reason))
-
-    async def resume(self, saga_id: str) -> Actions:
-        return await self._operator(saga_id, engine.resume)
-
-    async def _operator(
+    async def operate(
         self,
+        verb: OperatorVerb,
         saga_id: str,
-        transition: Callable[[SagaDefinition[Any], SagaState, datetime], Actions],
+        *,
+        reason: str = "",
+        actor: str = DEFAULT_ACTOR,
     ) -> Actions:
+        """Apply an operator's verb in one transaction, recording who and why in the history. Raises
+        ``SagaNotFoundError`` or ``OperationRefusedError`` (then nothing is written)."""
         now = self._clock()
         async with self._sessions() as session, session.begin():
             locked = await lock_saga(session, saga_id)
             if locked is None:
                 raise SagaNotFoundError(saga_id)
             state, trace = locked
-            actions = transition(self._definition(state), state, now)
-            if not actions.ignored:
-                await self._persist(session, state, actions, causation_id=None, trace=trace, now=now)
+            refused = refusal(verb, state)
+            if refused is not None:
+                raise OperationRefusedError(verb, state, refused)
+            actions = TRANSITIONS[verb](self._definition(state), state, now, reason, actor=actor)
+            await self._persist(session, state, actions, causation_id=None, trace=trace, now=now)
         self._on_commit()
         return actions
 
+    async def cancel(self, saga_id: str, reason: str, *, actor: str = DEFAULT_ACTOR) -> Actions:
+        return await self.operate(OperatorVerb.CANCEL, saga_id, reason=reason, actor=actor)
+
+    async def resume(self, saga_id: str, *, reason: str = "", actor: str = DEFAULT_ACTOR) -> Actions:
+        return await self.operate(OperatorVerb.RESUME, saga_id, reason=reason, actor=actor)
+
     def _definition(self, state: SagaState) -> SagaDefinition[Any]:
-        return self._definitions[state.saga_type]
+        return self._definitions.get(state.saga_type, state.definition_version)
 
     async def _persist(
         self,
