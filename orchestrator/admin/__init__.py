@@ -1,6 +1,6 @@
-"""Operating sagas: the verbs behind ``sagaline saga …`` and the HTTP admin API."""
+"""Operating sagas: the verbs behind ``sagaline saga …`` and the HTTP admin API (``orchestrator.admin.api``,
+imported on its own: the CLI should not pay for FastAPI)."""
 
-from orchestrator.admin._api import create_app
 from orchestrator.admin._diagram import DiagramFormat, RendererMissingError, path_of, svg_renderer, to_html, to_svg
 from orchestrator.admin._queries import BadQueryError, Page, SagaFilter, decode_cursor, encode_cursor, parse_duration
 from orchestrator.admin._service import AdminService, OperationResult, VerifyReport
@@ -18,7 +18,6 @@ __all__ = [
     "SagaFilter",
     "Verification",
     "VerifyReport",
-    "create_app",
     "decode_cursor",
     "encode_cursor",
     "explain",

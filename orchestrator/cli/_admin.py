@@ -23,7 +23,7 @@ EXIT_NOT_FOUND = 1
 EXIT_REFUSED = 3
 EXIT_BAD_INPUT = 2
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def default_actor() -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.admin import AdminService, create_app
+from orchestrator.admin import AdminService
 from orchestrator.cli._common import configure_logging, settings
 from orchestrator.sagas import load_registry
 
@@ -23,6 +23,8 @@ def serve(
     """Serve the admin API. Requires SAGALINE_ADMIN_TOKEN; clients send `Authorization: Bearer <token>`."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
+    from orchestrator.admin.api import create_app  # noqa: PLC0415
+
     config = settings()
     if config.admin_token is None or not config.admin_token.get_secret_value():
         typer.echo("refusing to start: set SAGALINE_ADMIN_TOKEN to the bearer token clients must send", err=True)
@@ -36,6 +38,8 @@ def serve(
 @app.command("openapi")
 def openapi(output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
     """Print the admin API's OpenAPI document."""
+    from orchestrator.admin.api import create_app  # noqa: PLC0415 - FastAPI only when needed
+
     config = settings()
     registry = load_registry(config.saga_definitions)
     document = create_app("offline", lambda: AdminService(config, registry)).openapi()

@@ -33,9 +33,9 @@ async def read_topic(settings: Settings, topic: str) -> list[Any]:
     return await _read_topic(settings.kafka_bootstrap_servers, topic)
 
 
-def cli_run(env: dict[str, str], *args: str) -> tuple[int, Any]:
-    """Run ``sagaline <args>`` in a subprocess with the stack's environment: its exit code and JSON output."""
-    result = subprocess.run(
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sagaline <args>`` in a subprocess with the stack's environment."""
+    return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
@@ -43,6 +43,11 @@ def cli_run(env: dict[str, str], *args: str) -> tuple[int, Any]:
         timeout=60,
         check=False,
     )
+
+
+def cli_run(env: dict[str, str], *args: str) -> tuple[int, Any]:
+    """Run ``sagaline <args>``: its exit code and JSON output."""
+    result = cli(env, *args)
     try:
         return result.returncode, json.loads(result.stdout)
     except json.JSONDecodeError:
