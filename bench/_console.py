@@ -62,3 +62,5 @@ def render(report: dict[str, Any], stream: TextIO) -> None:
     out(f"kafka       {report['kafka_messages_per_s']:.0f} messages/s, {per_saga['kafka_messages']:.1f} per saga")
     out(f"outbox      backlog peak {report['outbox_backlog_peak']} rows (all five services)")
     out(f"invariants  {'OK' if report['invariants_ok'] else 'VIOLATED'}")
+    host, load = report["machine"], report["machine"]["load_average_1m"]
+    out(f"machine     {host['cpus']} cpus, load average {load['start']:.1f} before, {load['end']:.1f} after")

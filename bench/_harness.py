@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class Measured:
     audit: AuditReport
     peak_rss_mb: dict[str, float]
     services: tuple[str, ...]
-    saga_ids: list[str] = field(default_factory=list)
+    load_average_1m: dict[str, float] = field(default_factory=dict)  # other work on the machine, before and after
 
 
 class _Session:
@@ -133,6 +134,7 @@ async def measure(stack: Stack, options: Options, progress: TextIO) -> Measured:
         if options.warmup:
             await session.run(CLOSED, options.warmup, "warm-up")
         await session.measure_idle()
+        load_before = os.getloadavg()[0]
         closed = [await session.measured(CLOSED, f"closed {k + 1}/{options.repeats}") for k in range(options.repeats)]
         rate = options.rate_per_s or max(1.0, float(round(median(r.record.sagas_per_s for r in closed) / 2)))
         opened = [
@@ -148,7 +150,7 @@ async def measure(stack: Stack, options: Options, progress: TextIO) -> Measured:
             audit=report,
             peak_rss_mb=session.meters.peak_rss_mb(),
             services=tuple(session.meters.services),
-            saga_ids=session.saga_ids,
+            load_average_1m={"start": load_before, "end": os.getloadavg()[0]},
         )
     finally:
         await session.starter.stop()

@@ -41,7 +41,7 @@ def build(measured: Measured, options: Options, infrastructure: dict[str, Any]) 
         "infrastructure": infrastructure
         | {"idle_postgres_commits_per_s": measured.idle_commits_per_s}
         | ({"cpu_s": infra_cpu} if infra_cpu else {}),
-        "machine": machine(),
+        "machine": machine() | {"load_average_1m": measured.load_average_1m},
         "closed_loop": workload(closed),
         "open_loop": {"offered_rate_per_s": measured.offered_rate_per_s} | workload(measured.opened),
         "services": {
