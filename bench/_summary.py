@@ -69,6 +69,7 @@ class MeasuredRun:
             },
             "outbox_backlog_peak": self.backlog_peak,
             "cpu_s": self.cpu_s(),
+            "cpu_ms_per_saga": _per(sum(self.cpu_s().values()) * 1000, ended),  # services, embedded Postgres, broker
         }
 
 
