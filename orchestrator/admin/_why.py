@@ -100,10 +100,11 @@ def explain(
     elif dead_letters_error:
         details.append(f"dead letters not checked: {dead_letters_error}")
     if status is SagaStatus.COMPLETED:
-        return Diagnosis(**base, moving=False, summary=f"completed {ago(row['updated_at'], now)}: nothing to do")
+        summary = f"completed {ago(row['updated_at'], now)}: nothing to do"
+        return Diagnosis(**base, moving=False, summary=summary, details=details, suggestions=suggestions)
     if status is SagaStatus.COMPENSATED:
         summary = f"compensated {ago(row['updated_at'], now)} ({row['failure_reason']}): nothing to do"
-        return Diagnosis(**base, moving=False, summary=summary, details=details)
+        return Diagnosis(**base, moving=False, summary=summary, details=details, suggestions=suggestions)
     if status is SagaStatus.FAILED:
         remaining = ", ".join(row["to_compensate"]) or "none"
         summary = (

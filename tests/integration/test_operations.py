@@ -4,6 +4,7 @@ compensate, resume refusals, verify, diagram. Each verb changes state only when 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts import Envelope
 from orchestrator.launch import Stack, audit, send_orders, wait_terminal
+from orchestrator.messaging import make_producer
 from tests.integration.helpers import cli, cli_json, cli_run, eventually
 from tests.integration.test_failure_semantics import order, saga_row, service_down
 
@@ -182,6 +185,32 @@ async def test_retry_resends_the_same_command_and_why_explains_the_wait(stack: S
     done = cli_json(stack.env, "saga", "why", placed.order_id, "--no-dlq", "--json")
     assert done["moving"] is False
     assert done["summary"].startswith("completed")
+
+
+async def test_why_names_the_dead_letters_that_concern_a_saga(stack: Stack, finished: dict[str, str]) -> None:
+    saga_id = finished["done-a"]
+    envelope = Envelope(message_id=str(uuid.uuid4()), type="PaymentCharged", saga_id=saga_id)
+    producer = make_producer(stack.settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            stack.settings.topics.replies,
+            value=b"{garbled",
+            key=saga_id.encode(),
+            headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
+        )
+    finally:
+        await producer.stop()
+
+    async def dead_lettered() -> dict[str, Any]:
+        why = cli_json(stack.env, "saga", "why", saga_id, "--json")
+        assert [d["reason"] for d in why["dead_letters"]] == ["undecodable"]
+        return why
+
+    why = await eventually(dead_lettered, timeout_s=60, interval_s=1)
+    assert why["dead_letters"][0]["saga_id"] == saga_id
+    assert any("1 dead-lettered message(s) concern this saga" in line for line in why["details"])
+    assert any("sagaline dlq replay" in line for line in why["suggestions"])
 
 
 async def test_verify_rebuilds_every_saga_from_history(stack: Stack, finished: dict[str, str]) -> None:
