@@ -36,6 +36,29 @@ class SagaFilter:
     stuck: bool = False
     stuck_for: timedelta = timedelta(seconds=60)
 
+    @classmethod
+    def parse(
+        cls,
+        *,
+        status: SagaStatus | None = None,
+        saga_type: str | None = None,
+        definition_version: int | None = None,
+        step: str | None = None,
+        older_than: str | None = None,
+        stuck: bool = False,
+        stuck_for: str = "60s",
+    ) -> SagaFilter:
+        """From the text an operator types: durations like ``90s``, ``10m``; raises ``BadQueryError``."""
+        return cls(
+            status=status,
+            saga_type=saga_type,
+            definition_version=definition_version,
+            step=step,
+            older_than=parse_duration(older_than) if older_than else None,
+            stuck=stuck,
+            stuck_for=parse_duration(stuck_for),
+        )
+
 
 @dataclass(frozen=True)
 class Page:

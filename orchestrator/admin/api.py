@@ -34,7 +34,7 @@ from orchestrator.admin._models import (
     VerificationView,
     VerifyReportView,
 )
-from orchestrator.admin._queries import BadQueryError, SagaFilter, parse_duration
+from orchestrator.admin._queries import BadQueryError, SagaFilter
 from orchestrator.admin._service import AdminService
 from orchestrator.definition import DefinitionError, OperatorVerb, SagaStatus
 from orchestrator.runtime import OperationRefusedError, SagaNotFoundError
@@ -125,14 +125,14 @@ def _routes(router: APIRouter) -> None:  # noqa: C901 - one nested function per 
         cursor: Annotated[str | None, Query(max_length=500)] = None,
     ) -> SagaPage:
         """Sagas, newest change first. ``stuck``: failed, or live with no change for ``stuck_for``."""
-        where = SagaFilter(
+        where = SagaFilter.parse(
             status=status,
             saga_type=saga_type,
             definition_version=version,
             step=step,
-            older_than=parse_duration(older_than) if older_than else None,
+            older_than=older_than,
             stuck=stuck,
-            stuck_for=parse_duration(stuck_for),
+            stuck_for=stuck_for,
         )
         page = await service.list_sagas(where, limit=limit, cursor=cursor)
         return SagaPage(sagas=[_view(r) for r in page.rows], next_cursor=page.next_cursor)

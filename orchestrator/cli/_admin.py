@@ -5,13 +5,13 @@ from __future__ import annotations
 import getpass
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from orchestrator.admin import AdminService, BadQueryError, parse_duration
+from orchestrator.admin import AdminService, BadQueryError
 from orchestrator.cli._common import print_json, run, settings
 from orchestrator.definition import DefinitionError
 from orchestrator.runtime import OperationRefusedError, SagaNotFoundError
@@ -73,10 +73,3 @@ def parse_time(value: str) -> datetime:
     if moment.tzinfo is None:
         raise typer.BadParameter("give a time zone, e.g. 2026-11-24T10:15:00Z or …+01:00")
     return moment
-
-
-def duration(value: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except BadQueryError as exc:
-        raise typer.BadParameter(str(exc)) from None

@@ -15,7 +15,7 @@ from rich.table import Table
 from contracts import Address, Envelope, LineItem, PlaceOrder
 from orchestrator import telemetry
 from orchestrator.admin import AdminService, SagaFilter
-from orchestrator.cli._admin import default_actor, duration, parse_time, with_service
+from orchestrator.cli._admin import default_actor, parse_time, with_service
 from orchestrator.cli._common import print_json, run, settings
 from orchestrator.definition import OperatorVerb, SagaStatus
 from orchestrator.messaging import body_bytes, encode_body, make_producer
@@ -164,16 +164,19 @@ def list_sagas(
     as_json: JsonFlag = False,
 ) -> None:
     """List sagas, newest change first, with filters; pages continue with --after <cursor>."""
-    where = SagaFilter(
-        status=status,
-        saga_type=saga_type,
-        definition_version=version,
-        step=step,
-        older_than=duration(older_than) if older_than else None,
-        stuck=stuck,
-        stuck_for=duration(stuck_for),
-    )
-    page = with_service(lambda s: s.list_sagas(where, limit=limit, cursor=after), as_json=as_json)
+
+    def where() -> SagaFilter:  # parsed inside the service call, so a bad duration exits 2 with a message
+        return SagaFilter.parse(
+            status=status,
+            saga_type=saga_type,
+            definition_version=version,
+            step=step,
+            older_than=older_than,
+            stuck=stuck,
+            stuck_for=stuck_for,
+        )
+
+    page = with_service(lambda s: s.list_sagas(where(), limit=limit, cursor=after), as_json=as_json)
     if as_json:
         print_json(page.rows)
         if page.next_cursor:

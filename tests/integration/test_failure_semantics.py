@@ -71,6 +71,18 @@ async def saga_row(db: AsyncEngine, saga_id: str) -> Any:
         ).first()
 
 
+async def start_and_wait_at(stack: Stack, db: AsyncEngine, placed: PlaceOrder, step: str) -> None:
+    """Send ``placed`` and wait until its saga runs and waits at ``step`` (its participant is down, say)."""
+
+    async def waiting() -> None:
+        row = await saga_row(db, placed.order_id)
+        assert row is not None
+        assert (row.status, row.step) == ("running", step)
+
+    await send_orders(stack.settings, [placed])
+    await eventually(waiting, timeout_s=30)
+
+
 async def test_retryable_payment_failures_are_retried_with_backoff(stack: Stack, db: AsyncEngine) -> None:
     restart_with(stack, "payment", SAGALINE_PAYMENT_GLITCH_RATE="0.4", SAGALINE_PAYMENT_GLITCH_SEED="11")
     try:
@@ -123,15 +135,8 @@ async def test_a_lost_command_is_resent_at_its_deadline_and_applied_once(stack: 
 
 async def test_cancel_compensates_a_running_saga_including_the_step_in_flight(stack: Stack, db: AsyncEngine) -> None:
     placed = order("cancel")
-
-    async def waiting_for_payment() -> None:
-        row = await saga_row(db, placed.order_id)
-        assert row is not None
-        assert (row.status, row.step) == ("running", "charge_payment")
-
     with service_down(stack, "payment"):
-        await send_orders(stack.settings, [placed])
-        await eventually(waiting_for_payment, timeout_s=30)
+        await start_and_wait_at(stack, db, placed, "charge_payment")
         result = cli_json(stack.env, "saga", "cancel", placed.order_id, "--json", "--reason", "customer asked")
         assert (result["saga_id"], result["status"], result["changed"]) == (placed.order_id, "compensating", True)
         assert result["reason"] == "customer asked"

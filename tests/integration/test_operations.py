@@ -16,7 +16,7 @@ from contracts import Envelope
 from orchestrator.launch import Stack, audit, send_orders, wait_terminal
 from orchestrator.messaging import make_producer
 from tests.integration.helpers import cli, cli_json, cli_run, eventually
-from tests.integration.test_failure_semantics import order, saga_row, service_down
+from tests.integration.test_failure_semantics import order, saga_row, service_down, start_and_wait_at
 
 pytestmark = pytest.mark.integration
 
@@ -152,15 +152,8 @@ async def test_compensate_a_completed_saga_undoes_every_step(
 
 async def test_retry_resends_the_same_command_and_why_explains_the_wait(stack: Stack, db: AsyncEngine) -> None:
     placed = order("ops-retry")
-
-    async def waiting_for_payment() -> None:
-        row = await saga_row(db, placed.order_id)
-        assert row is not None
-        assert (row.status, row.step) == ("running", "charge_payment")
-
     with service_down(stack, "payment"):
-        await send_orders(stack.settings, [placed])
-        await eventually(waiting_for_payment, timeout_s=30)
+        await start_and_wait_at(stack, db, placed, "charge_payment")
         why = cli_json(stack.env, "saga", "why", placed.order_id, "--json")
         assert why["status"] == "running"
         assert "payment service" in why["summary"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.launch import Stack, send_orders, wait_terminal
-from tests.integration.helpers import cli_json, eventually
-from tests.integration.test_failure_semantics import order, restart_with, saga_row, service_down
+from orchestrator.launch import Stack, wait_terminal
+from tests.integration.helpers import cli_json
+from tests.integration.test_failure_semantics import order, restart_with, saga_row, service_down, start_and_wait_at
 from tests.integration.test_operations import events_of
 
 pytestmark = pytest.mark.integration
@@ -19,19 +19,11 @@ DEFINITIONS = "SAGALINE_SAGA_DEFINITIONS"
 async def test_running_sagas_finish_on_their_version_while_new_ones_use_the_new(stack: Stack, db: AsyncEngine) -> None:
     restart_with(stack, "orchestrator", **{DEFINITIONS: "tests.support.versioned_sagas:V1_ONLY"})
     old, new = order("v1"), order("v2")
-
-    async def at_payment(saga_id: str) -> None:
-        row = await saga_row(db, saga_id)
-        assert row is not None
-        assert (row.status, row.step) == ("running", "charge_payment")
-
     try:
         with service_down(stack, "payment"):
-            await send_orders(stack.settings, [old])
-            await eventually(lambda: at_payment(old.order_id), timeout_s=30)
+            await start_and_wait_at(stack, db, old, "charge_payment")
             restart_with(stack, "orchestrator", **{DEFINITIONS: "tests.support.versioned_sagas:V1_AND_V2"})
-            await send_orders(stack.settings, [new])
-            await eventually(lambda: at_payment(new.order_id), timeout_s=30)
+            await start_and_wait_at(stack, db, new, "charge_payment")
         progress = await wait_terminal(db, [old.order_id, new.order_id], timeout_s=60)
         assert progress.by_status == {"completed": 2}
         assert (await saga_row(db, old.order_id)).definition_version == 1
