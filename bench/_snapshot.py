@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,8 @@ from bench import _pg_meter
 from bench._kafka_meter import KafkaMeter
 from bench._processes import cpu_seconds, peak_rss_mb
 from orchestrator.launch import Stack
+
+HARNESS = "harness"
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Meters:
                 ("broker", stack.broker.pid if stack.broker else None),
             )
             if pid is not None
-        }
+        } | {HARNESS: os.getpid()}  # its own CPU, to show what measuring costs
 
     async def snapshot(self) -> Snapshot:
         """Call after ``_pg_meter.drained``: the relays caught up and the statistics published."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from bench._snapshot import Snapshot
+from bench._snapshot import HARNESS, Snapshot
 from bench._workloads import RunRecord
 from orchestrator.launch import percentile
 
@@ -69,7 +69,7 @@ class MeasuredRun:
             },
             "outbox_backlog_peak": self.backlog_peak,
             "cpu_s": self.cpu_s(),
-            "cpu_ms_per_saga": _per(sum(self.cpu_s().values()) * 1000, ended),  # services, embedded Postgres, broker
+            "cpu_ms_per_saga": _per(sum(s for n, s in self.cpu_s().items() if n != HARNESS) * 1000, ended),
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import warnings
@@ -28,6 +29,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _measure(stack: Stack, args: argparse.Namespace, progress: TextIO) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     await stack.start_infrastructure()
     assert stack.database_url is not None
     print(f"infrastructure up ({describe(stack)})", file=progress, flush=True)
@@ -45,7 +47,7 @@ async def _measure(stack: Stack, args: argparse.Namespace, progress: TextIO) -> 
     return {
         "harness": "limits",
         "infrastructure": infrastructure(stack),
-        "machine": machine(),
+        "machine": machine() | {"load_average_1m": {"start": load_before, "end": os.getloadavg()[0]}},
         "postgres": {
             "settings": await _postgres.server_settings(stack.database_url),
             "seconds": args.seconds,
