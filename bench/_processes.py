@@ -7,13 +7,16 @@ from pathlib import Path
 import psutil
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of the process, its live children and the children it has reaped (Postgres backends)."""
+def cpu_seconds(pid: int | None, *, children: bool = True) -> float:
+    """User + system CPU of the process and, unless ``children`` is false, of its live children and the children
+    it has reaped (Postgres backends)."""
     if pid is None:
         return 0.0
     try:
         process = psutil.Process(pid)
         times = process.cpu_times()
+        if not children:
+            return float(times.user + times.system)
         total = times.user + times.system + times.children_user + times.children_system
         for child in process.children(recursive=True):
             try:

@@ -46,7 +46,8 @@ class Meters:
             at=time.monotonic(),
             commits=await _pg_meter.commits(self._conn),
             messages=await self._kafka.total(),
-            cpu_s={name: cpu_seconds(pid) for name, pid in pids.items()},
+            # The harness's children are the stack itself: count its own CPU only.
+            cpu_s={name: cpu_seconds(pid, children=name != HARNESS) for name, pid in pids.items()},
         )
 
     def peak_rss_mb(self) -> dict[str, float]:
