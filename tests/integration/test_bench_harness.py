@@ -31,7 +31,7 @@ def root() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_json(root: Path, *command: str, timeout_s: float = 300) -> dict[str, Any]:
+def run_json(root: Path, *command: str, timeout_s: float = 270) -> dict[str, Any]:
     """Run one harness with ``--json``; the timeout only guards against a hang (about 60 s on a quiet machine)."""
     result = subprocess.run(
         [sys.executable, *command, "--json"],
