@@ -7,12 +7,14 @@ One tiny comparison (20 sagas, 4 in flight) through the real ``compare.py``: it 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,8 +23,19 @@ from orchestrator.launch._catalog import plan_orders
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = REPO / "bench" / "peers"
-sys.path.insert(0, str(PEERS))
-import peer_plan  # noqa: E402  (bench/peers is not a package: its scripts run in their own virtualenv)
+
+
+def _load_peer_plan() -> ModuleType:
+    """bench/peers is not a package (its scripts run in their own virtualenv); its plan is standard library only."""
+    spec = importlib.util.spec_from_file_location("peer_plan", PEERS / "peer_plan.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = sys.modules.setdefault("peer_plan", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+peer_plan = _load_peer_plan()
 
 SAGAS, CONCURRENCY, FAILURE_SHARE = 20, 4, 0.1
 
