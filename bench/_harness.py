@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 import uuid
@@ -14,6 +13,7 @@ from typing import Any, TextIO
 
 from bench import _pg_meter, _readonly
 from bench._console import ticking
+from bench._periodic import Periodic
 from bench._pg_meter import BacklogSampler
 from bench._snapshot import Meters, Snapshot
 from bench._stack import describe
@@ -25,6 +25,7 @@ from orchestrator.launch import AuditReport, Stack, audit, plan_orders
 from orchestrator.persistence import create_engine
 
 POLL_S = {CLOSED: 0.01, OPEN: 0.02}  # the closed loop starts the next saga when it notices one ended
+BACKLOG_EVERY_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class _Session:
         orders = [p.command for p in plan_orders(sagas, failure_share=self.options.failure_share, run_id=_run_id())]
         self.saga_ids += [o.saga_id or o.order_id for o in orders]
         record = RunRecord(workload=workload, sagas=sagas)
-        watcher = TerminalWatcher(self.watch_conn, interval_s=POLL_S[workload])
+        watcher = TerminalWatcher(self.watch_conn)
         began = time.monotonic()
 
         def status() -> str:
@@ -75,35 +76,31 @@ class _Session:
             counts = f"{len(record.sent_at)}/{sagas} started, {ended} ended, {watcher.in_flight} in flight"
             return f"{label}: {counts}, {rate:.1f} sagas/s"
 
-        watching = asyncio.create_task(watcher.run(), name="terminal-watcher")
-        try:
-            async with ticking(self.progress, status):
-                if workload == CLOSED:
-                    await closed_loop(
-                        self.starter,
-                        watcher,
-                        orders,
-                        record,
-                        concurrency=self.options.concurrency,
-                        timeout_s=self.options.timeout_s,
-                    )
-                else:
-                    assert rate_per_s is not None
-                    await open_loop(
-                        self.starter, watcher, orders, record, rate_per_s=rate_per_s, timeout_s=self.options.timeout_s
-                    )
-        finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
+        async with Periodic(watcher.poll, POLL_S[workload], name="terminal-watcher"), ticking(self.progress, status):
+            if workload == CLOSED:
+                await closed_loop(
+                    self.starter,
+                    watcher,
+                    orders,
+                    record,
+                    concurrency=self.options.concurrency,
+                    timeout_s=self.options.timeout_s,
+                )
+            else:
+                assert rate_per_s is not None
+                await open_loop(
+                    self.starter, watcher, orders, record, rate_per_s=rate_per_s, timeout_s=self.options.timeout_s
+                )
         return record
 
     async def measured(self, workload: str, label: str, rate_per_s: float | None = None) -> MeasuredRun:
         before = self._last or await self.quiet_snapshot()
-        async with BacklogSampler(self.backlog_conn) as backlog:
+        backlog = BacklogSampler(self.backlog_conn)
+        async with Periodic(backlog.sample, BACKLOG_EVERY_S, name="outbox-backlog"):
             record = await self.run(workload, self.options.sagas, label, rate_per_s)
         self._last = after = await self.quiet_snapshot()
-        extra = {"offered_rate_per_s": rate_per_s} if rate_per_s is not None else {}
+        extra: dict[str, Any] = {"offered_rate_per_s": rate_per_s} if rate_per_s is not None else {}
+        extra["step_timeouts"] = await _pg_meter.step_timeouts(self.meter_conn, list(record.sent_at))
         return MeasuredRun(record, before, after, backlog.peak, self.idle_commits_per_s, extra)
 
     async def measure_idle(self, seconds: float = 3.0) -> None:

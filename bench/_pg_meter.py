@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from typing import Any, Self
+from typing import Any
 
 from bench import _readonly
 from orchestrator.persistence import outbox
@@ -19,6 +18,12 @@ STATS_FLUSH_S = 1.2  # backends publish their counters at most once a second, an
 
 async def commits(conn: Any) -> int:
     return int(await _readonly.fetchval(conn, _COMMITS))
+
+
+async def step_timeouts(conn: Any, saga_ids: list[str]) -> int:
+    """Step deadlines that passed for these sagas (each re-sends its command, or compensates the saga)."""
+    sql = "SELECT count(*) FROM sagaline.saga_event WHERE type = 'timed_out' AND saga_id = ANY($1::text[])"
+    return int(await _readonly.fetchval(conn, sql, saga_ids))
 
 
 async def backlog(conn: Any) -> int:
@@ -35,25 +40,11 @@ async def drained(conn: Any, *, timeout_s: float = 30) -> None:
 
 
 class BacklogSampler:
-    """The largest outbox backlog seen, sampled every ``interval_s`` while the block runs."""
+    """The largest outbox backlog seen; ``sample`` it periodically."""
 
-    def __init__(self, conn: Any, *, interval_s: float = 0.1) -> None:
+    def __init__(self, conn: Any) -> None:
         self._conn = conn
-        self._interval_s = interval_s
         self.peak = 0
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._sample(), name="outbox-backlog")
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _sample(self) -> None:
-        while True:
-            self.peak = max(self.peak, await backlog(self._conn))
-            await asyncio.sleep(self._interval_s)
+    async def sample(self) -> None:
+        self.peak = max(self.peak, await backlog(self._conn))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +21,11 @@ class Ended:
 
 
 class TerminalWatcher:
-    """Polls ``saga_instance`` by primary key for the sagas it watches. The latency figures come from the
-    row's ``updated_at``, so the poll interval only delays the closed loop's next start, never a measurement."""
+    """Looks up in ``saga_instance``, by primary key, which of the sagas it watches ended. Latency comes from the
+    row's ``updated_at``, so how often it polls only delays the closed loop's next start, never a measurement."""
 
-    def __init__(self, conn: Any, *, interval_s: float) -> None:
+    def __init__(self, conn: Any) -> None:
         self._conn = conn
-        self._interval_s = interval_s
         self._pending: set[str] = set()
         self._changed = asyncio.Event()
         self.ended: dict[str, Ended] = {}
@@ -40,17 +38,15 @@ class TerminalWatcher:
     def in_flight(self) -> int:
         return len(self._pending)
 
-    async def run(self) -> None:
-        while True:
-            began = time.monotonic()
-            if self._pending:
-                for row in await _readonly.fetch(self._conn, _ENDED, list(self._pending)):
-                    self._pending.discard(row["id"])
-                    self.ended[row["id"]] = Ended(row["status"], row["at"])
-                    self._unread += 1
-                if self._unread:
-                    self._changed.set()
-            await asyncio.sleep(max(0.0, self._interval_s - (time.monotonic() - began)))
+    async def poll(self) -> None:
+        """One look at the sagas in flight (``Periodic`` runs it every 10-20 ms)."""
+        if self._pending:
+            for row in await _readonly.fetch(self._conn, _ENDED, list(self._pending)):
+                self._pending.discard(row["id"])
+                self.ended[row["id"]] = Ended(row["status"], row["at"])
+                self._unread += 1
+            if self._unread:
+                self._changed.set()
 
     async def next_ended(self, timeout_s: float) -> int:
         """How many sagas ended since the last call; waits for at least one, or ``timeout_s`` (then 0)."""
