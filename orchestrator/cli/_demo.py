@@ -212,7 +212,8 @@ def _render(result: BatchResult, summary: dict[str, Any], options: DemoOptions, 
     console.print(table)
     console.print(
         "[dim]latency: start command sent → the saga's last state change. A batch sent at once queues, so this"
-        " includes waiting; `python -m bench.throughput --rate N` measures below saturation.[/]"
+        " includes waiting; `python bench/saga_throughput.py --sagas 500 --concurrency 64 --rate N`"
+        " measures below saturation.[/]"
     )
     for line in result.off_design[:10]:
         console.print(f"  [yellow]≠[/] {line}")
