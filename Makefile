@@ -32,8 +32,8 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP)  ## throughput and latency figures (bench/README.md)
-	$(BIN)/python -m bench.throughput $(BENCH_ARGS)
+bench: $(STAMP)  ## closed- and open-loop throughput and latency of the order saga (bench/README.md)
+	$(BIN)/python bench/saga_throughput.py $(BENCH_ARGS)
 
 diagram: $(STAMP)
 	$(BIN)/sagaline diagram order_fulfillment

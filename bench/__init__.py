@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m bench.throughput`` (see bench/README.md)."""
+"""Benchmarks: ``python bench/saga_throughput.py`` and ``python -m bench.limits`` (see bench/README.md)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import Topics
@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     shipment_unserved_countries: str = Field(
         default="AQ,KP", description="Countries shipment refuses (comma-separated)."
     )
+    saga_definitions: str = Field(
+        default="orchestrator.sagas:REGISTRY",
+        description="Where the deployed saga definitions are: 'module:attribute' (a registry or a list).",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token the HTTP admin API requires; the API refuses to start without it."
+    )
+    admin_host: str = Field(default="127.0.0.1", description="Address the HTTP admin API listens on.")
+    admin_port: int = Field(default=8088, ge=1, le=65535, description="Port of the HTTP admin API.")
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port when set.")
     log_level: str = Field(default="INFO")
 

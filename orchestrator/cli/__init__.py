@@ -9,11 +9,8 @@ from typing import Annotated
 import typer
 
 from contracts import json_schemas
-from orchestrator.cli import _demo, _dlq, _sagas
-from orchestrator.cli import _history as _history  # registers `saga as-of` and `saga rebuild`
+from orchestrator.cli import _api, _demo, _dlq, _inspect, _sagas
 from orchestrator.cli._common import configure_logging, print_json, run, settings
-from orchestrator.definition import to_mermaid
-from orchestrator.sagas import DEFINITIONS
 
 app = typer.Typer(
     help="Sagaline: declared sagas over Kafka and Postgres, with outbox, inbox and compensation.",
@@ -23,6 +20,7 @@ app = typer.Typer(
 app.add_typer(_sagas.app, name="saga")
 app.command("demo")(_demo.demo)
 app.add_typer(_dlq.app, name="dlq")
+app.add_typer(_api.app, name="admin")
 contracts_app = typer.Typer(help="Message contracts.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 
@@ -78,21 +76,7 @@ def relay(service: Annotated[str, typer.Argument(help="orchestrator or a partici
     run(run_relay(config, service))
 
 
-@app.command()
-def diagram(
-    saga_type: Annotated[str, typer.Argument(help="Saga definition name.")] = "order_fulfillment",
-    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
-) -> None:
-    """Print a saga definition as a Mermaid state diagram."""
-    if saga_type not in DEFINITIONS:
-        typer.echo(f"unknown saga {saga_type!r}; known: {', '.join(DEFINITIONS)}", err=True)
-        raise typer.Exit(2)
-    text = to_mermaid(DEFINITIONS[saga_type])
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text)
-        typer.echo(f"wrote {output}")
+app.command("diagram")(_inspect.diagram)
 
 
 @contracts_app.command("schema")

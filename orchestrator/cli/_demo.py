@@ -212,7 +212,8 @@ def _render(result: BatchResult, summary: dict[str, Any], options: DemoOptions, 
     console.print(table)
     console.print(
         "[dim]latency: start command sent → the saga's last state change. A batch sent at once queues, so this"
-        " includes waiting; `python -m bench.throughput --rate N` measures below saturation.[/]"
+        " includes waiting; `python bench/saga_throughput.py --sagas 500 --concurrency 64 --rate N`"
+        " measures below saturation.[/]"
     )
     for line in result.off_design[:10]:
         console.print(f"  [yellow]≠[/] {line}")
@@ -242,7 +243,7 @@ def _next_steps(result: BatchResult, stack: Stack, options: DemoOptions, console
     if trace_id := result.extra.get("compensated_trace_id"):
         say(f"\n[bold]Trace[/] of compensated saga {result.examples['compensated']}: {trace_id}")
         say(f"  in Jaeger: {telemetry.jaeger_trace_url(trace_id)}")
-    shows = [f"sagaline saga show {saga_id}   # {status}" for status, saga_id in sorted(result.examples.items())]
+    shows = _cli_examples(result.examples)
     if options.keep_running:
         say("\n[bold]The stack keeps running.[/] In another terminal:")
         for name, value in _env(stack).items():
@@ -254,6 +255,16 @@ def _next_steps(result: BatchResult, stack: Stack, options: DemoOptions, console
         say("[bold]sagaline demo --keep-running[/] and, in another terminal (with the env vars it prints):")
         for line in shows:
             say(f"  {line}")
+
+
+def _cli_examples(examples: dict[str, str]) -> list[str]:
+    shows = [f"sagaline saga show {saga_id}   # {status}" for status, saga_id in sorted(examples.items())]
+    if compensated := examples.get("compensated"):
+        shows += [
+            f"sagaline saga why {compensated}",
+            f"sagaline saga diagram order_fulfillment --saga {compensated} --format html --output path.html",
+        ]
+    return [*shows, "sagaline saga verify --all", "SAGALINE_ADMIN_TOKEN=… sagaline admin serve   # docs/operations.md"]
 
 
 def _hold(console: Console) -> None:

@@ -9,32 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli._common import print_json, run, settings
-from orchestrator.messaging import DLQ_HEADER_PREFIX, make_producer, read_topic
+from orchestrator.messaging import DLQ_HEADER_PREFIX, describe_dead_letter, make_producer, read_topic
 
 app = typer.Typer(help="Dead letters: what could not be processed, and why.", no_args_is_help=True)
 console = Console()
-
-
-def _headers(record: Any) -> dict[str, str]:
-    return {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers}
-
-
-def describe(record: Any) -> dict[str, Any]:
-    headers = _headers(record)
-    dlq = {k.removeprefix(DLQ_HEADER_PREFIX): v for k, v in headers.items() if k.startswith(DLQ_HEADER_PREFIX)}
-    return {
-        "offset": record.offset,
-        "partition": record.partition,
-        "reason": dlq.get("reason"),
-        "error": dlq.get("error"),
-        "source_topic": dlq.get("source-topic"),
-        "source_partition": int(dlq.get("source-partition", "-1")),
-        "source_offset": int(dlq.get("source-offset", "-1")),
-        "consumer": dlq.get("consumer"),
-        "at": dlq.get("at"),
-        "key": record.key.decode("utf-8", "replace") if record.key else None,
-        "size": len(record.value or b""),
-    }
 
 
 @app.command("list")
@@ -45,7 +23,7 @@ def list_dead_letters(
     """List dead letters with their reason and where they came from."""
     config = settings()
     records = run(read_topic(config.kafka_bootstrap_servers, config.topics.dlq, max_records=limit))
-    rows = [describe(r) for r in records[:limit]]
+    rows = [describe_dead_letter(r) for r in records[:limit]]
     if as_json:
         print_json(rows)
         return
@@ -69,7 +47,7 @@ async def _replay(offset: int, partition: int, to_topic: str | None) -> dict[str
     record = next((r for r in found if r.offset == offset), None)
     if record is None:
         raise LookupError(f"no dead letter at offset {offset} of {config.topics.dlq}[{partition}]")
-    info = describe(record)
+    info = describe_dead_letter(record)
     target = to_topic or info["source_topic"]
     if not target:
         raise LookupError(f"dead letter {offset} has no source topic; pass --to")

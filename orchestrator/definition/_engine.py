@@ -174,6 +174,7 @@ def start(definition: SagaDefinition[Any], saga_id: str, command: StartCommand, 
     state = SagaState(
         saga_id=saga_id,
         saga_type=definition.name,
+        definition_version=definition.version,
         status=SagaStatus.RUNNING,
         step=None,
         data={"input": command.model_dump(mode="json"), "results": {}},
@@ -295,23 +296,3 @@ def _resend(draft: _Draft, step_name: str, attempt: int, *, compensating: bool) 
         draft.send_compensation(step_name, attempt)
     else:
         draft.send_forward(draft.definition.step(step_name), attempt)
-
-
-def cancel(definition: SagaDefinition[Any], state: SagaState, now: datetime, reason: str) -> Actions:
-    """Compensate a running saga. The step in flight is compensated too: it may have been applied."""
-    if state.status is not SagaStatus.RUNNING:
-        return Actions(state=state, ignored=True)
-    draft = _Draft(definition, state, now)
-    draft.note("cancel_requested", state.step, reason=reason)
-    draft.begin_compensation(f"cancelled: {reason}", include_current=True)
-    return draft.actions()
-
-
-def resume(definition: SagaDefinition[Any], state: SagaState, now: datetime) -> Actions:
-    """Retry the compensation a failed saga stopped at, with a fresh message id (a new epoch)."""
-    if state.status is not SagaStatus.FAILED or not state.to_compensate:
-        return Actions(state=state, ignored=True)
-    draft = _Draft(definition, state.evolve(status=SagaStatus.COMPENSATING, epoch=state.epoch + 1), now)
-    draft.note("resumed", state.to_compensate[0], epoch=state.epoch + 1)
-    draft.send_compensation(state.to_compensate[0], attempt=1)
-    return draft.actions()

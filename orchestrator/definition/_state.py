@@ -52,6 +52,7 @@ class SagaState:
     deadline_at: datetime | None = None
     expires_at: datetime | None = None
     failure_reason: str | None = None
+    definition_version: int = 1  # the definition this saga started on; it finishes on the same one
 
     def evolve(self, **changes: Any) -> SagaState:
         return replace(self, **changes)

@@ -9,6 +9,7 @@ from orchestrator.launch._driver import (
     missing_sagas,
     percentile,
     send_orders,
+    send_start,
     status_counts,
     wait_terminal,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "run_with_chaos",
     "seed_catalog",
     "send_orders",
+    "send_start",
     "status_counts",
     "wait_terminal",
 ]

@@ -50,12 +50,15 @@ class PlannedOrder:
 
 
 def scenario_for(index: int, failure_share: float) -> Scenario:
-    """Deterministic: of every 100 orders, ``failure_share`` x 100 fail, spread evenly over the four steps."""
-    per_step = round(failure_share * 100 / len(FAILING))
-    slot = index % 100
+    """Deterministic: of every 100 orders, ``failure_share`` x 100 fail, spread as evenly as they go over the
+    four steps (10 %: 3, 3, 2 and 2 of every 100)."""
+    failing = round(failure_share * 100)
+    slot, first = index % 100, 0
     for position, scenario in enumerate(FAILING):
-        if slot in range(position * per_step, (position + 1) * per_step):
+        share = failing // len(FAILING) + (1 if position < failing % len(FAILING) else 0)
+        if first <= slot < first + share:
             return scenario
+        first += share
     return Scenario.OK
 
 

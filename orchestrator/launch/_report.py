@@ -154,8 +154,13 @@ def _join_starters() -> None:
             thread.join(timeout=120)
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def _interrupt(_signum: int, frame: FrameType | None) -> None:
+    """SIGTERM does what Ctrl-C does. Inside ``asyncio.run`` that cancels the main task; a KeyboardInterrupt
+    raised wherever the signal lands could hit a library's background task (aiokafka's sender) and be lost."""
+    on_ctrl_c = signal.getsignal(signal.SIGINT)
+    if not callable(on_ctrl_c):
+        raise KeyboardInterrupt
+    on_ctrl_c(signal.SIGINT, frame)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from orchestrator.messaging._codec import (
     encode_body,
 )
 from orchestrator.messaging._consumer import BatchProcessor, Consumer, Processor, Rejected, record_ref, subscribe
-from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, dlq_headers
+from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, describe_dead_letter, dlq_headers
 from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
 from orchestrator.messaging._reader import read_topic
 from orchestrator.messaging._relay import OutboxRelay
@@ -48,6 +48,7 @@ __all__ = [
     "claim_inbox_many",
     "consumer_options",
     "decode",
+    "describe_dead_letter",
     "dlq_headers",
     "encode_body",
     "ensure_topics",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
@@ -55,3 +56,23 @@ class DeadLetters:
             reason,
             detail[:300],
         )
+
+
+def describe_dead_letter(record: Any) -> dict[str, Any]:
+    """A DLQ record as JSON: why it was dead-lettered, where it came from, and the saga it concerns."""
+    headers = {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers}
+    dlq = {k.removeprefix(DLQ_HEADER_PREFIX): v for k, v in headers.items() if k.startswith(DLQ_HEADER_PREFIX)}
+    return {
+        "offset": record.offset,
+        "partition": record.partition,
+        "reason": dlq.get("reason"),
+        "error": dlq.get("error"),
+        "source_topic": dlq.get("source-topic"),
+        "source_partition": int(dlq.get("source-partition", "-1")),
+        "source_offset": int(dlq.get("source-offset", "-1")),
+        "consumer": dlq.get("consumer"),
+        "at": dlq.get("at"),
+        "key": record.key.decode("utf-8", "replace") if record.key else None,
+        "saga_id": headers.get("sagaline-saga-id"),
+        "size": len(record.value or b""),
+    }

@@ -19,7 +19,6 @@ from orchestrator.persistence._tables import saga_event, saga_instance
 @dataclass(frozen=True, kw_only=True)
 class NewSaga:
     state: SagaState
-    definition_version: int
     trace_context: Mapping[str, str] | None
 
 
@@ -66,7 +65,7 @@ async def insert_sagas(conn: AsyncConnection, sagas: Sequence[NewSaga], *, now: 
         {
             "id": saga.state.saga_id,
             "saga_type": saga.state.saga_type,
-            "definition_version": saga.definition_version,
+            "definition_version": saga.state.definition_version,
             "trace_context": saga.trace_context,
             "created_at": now,
             "updated_at": now,

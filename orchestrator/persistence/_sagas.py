@@ -18,6 +18,7 @@ def state_from_row(row: Mapping[str, Any] | RowMapping) -> SagaState:
     return SagaState(
         saga_id=row["id"],
         saga_type=row["saga_type"],
+        definition_version=row["definition_version"],
         status=SagaStatus(row["status"]),
         step=row["step"],
         data=row["data"],
@@ -56,14 +57,18 @@ def snapshot(state: SagaState) -> dict[str, Any]:
     for key in ("deadline_at", "expires_at"):
         value = columns[key]
         columns[key] = value.isoformat() if value is not None else None
-    return {"saga_id": state.saga_id, "saga_type": state.saga_type, **columns}
+    return {
+        "saga_id": state.saga_id,
+        "saga_type": state.saga_type,
+        "definition_version": state.definition_version,
+        **columns,
+    }
 
 
 async def insert_saga(
     session: AsyncSession,
     state: SagaState,
     *,
-    definition_version: int,
     trace_context: dict[str, str] | None,
     now: datetime,
 ) -> bool:
@@ -75,7 +80,7 @@ async def insert_saga(
         .values(
             id=state.saga_id,
             saga_type=state.saga_type,
-            definition_version=definition_version,
+            definition_version=state.definition_version,
             trace_context=trace_context,
             created_at=now,
             updated_at=now,

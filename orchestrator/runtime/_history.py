@@ -11,11 +11,11 @@ from typing import Any
 
 from contracts import REGISTRY, Reply, StartCommand
 from orchestrator import definition as engine
-from orchestrator.definition import Actions, SagaDefinition, SagaState
+from orchestrator.definition import DEFAULT_ACTOR, REQUEST_EVENTS, TRANSITIONS, Actions, SagaDefinition, SagaState
 from orchestrator.persistence import snapshot
 
 # The first entry a transition writes names its input; everything after it in the transition is a consequence.
-_INPUTS = {"started", "reply_received", "retrying", "timed_out", "expired", "cancel_requested", "resumed"}
+_INPUTS = {"started", "reply_received", "retrying", "timed_out", "expired", *REQUEST_EVENTS}
 
 
 class RebuildError(ValueError):
@@ -67,10 +67,11 @@ def _apply(definition: SagaDefinition[Any], state: SagaState, event: Mapping[str
             attempt=payload["attempt"],
             now=now,
         )
-    elif kind == "cancel_requested":
-        actions = engine.cancel(definition, state, now, payload["reason"])
-    elif kind == "resumed":
-        actions = engine.resume(definition, state, now)
+    elif kind in REQUEST_EVENTS:
+        transition = TRANSITIONS[REQUEST_EVENTS[kind]]
+        actions = transition(
+            definition, state, now, payload.get("reason", ""), actor=payload.get("actor", DEFAULT_ACTOR)
+        )
     else:
         actions = engine.on_timeout(definition, state, now)
     if actions.ignored:

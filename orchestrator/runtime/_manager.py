@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contracts import Reply, StartCommand
 from orchestrator import definition as engine
 from orchestrator import telemetry
-from orchestrator.definition import Actions, SagaDefinition, SagaState, UnexpectedReply
+from orchestrator.definition import (
+    DEFAULT_ACTOR,
+    TRANSITIONS,
+    Actions,
+    DefinitionRegistry,
+    OperatorVerb,
+    SagaDefinition,
+    SagaState,
+    UnexpectedReply,
+    UnknownDefinition,
+    refusal,
+)
 from orchestrator.messaging import Incoming, Rejected, claim_inbox_many, release_inbox
 from orchestrator.persistence import claim_due, inbox
 from orchestrator.persistence._bulk import lock_sagas
@@ -34,6 +45,15 @@ class SagaNotFoundError(LookupError):
     """No saga with this id."""
 
 
+class OperationRefusedError(ValueError):
+    """An operator verb does not apply to the saga's current state; nothing was changed."""
+
+    def __init__(self, verb: OperatorVerb, state: SagaState, message: str) -> None:
+        self.verb = verb
+        self.status = state.status
+        super().__init__(message)
+
+
 class SagaManager:
     """Applies starts, replies, timeouts, cancels and resumes to sagas. Each call is one transaction:
     inbox claims → row locks (in id order) → pure engine per input, in order → state + history + outbox →
@@ -43,15 +63,14 @@ class SagaManager:
         self,
         db: AsyncEngine,
         settings: Settings,
-        definitions: Mapping[str, SagaDefinition[Any]],
+        definitions: DefinitionRegistry,
         *,
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._db = db
         self._settings = settings
-        self._definitions = dict(definitions)
-        self._by_start = {d.start.type_name(): d for d in definitions.values()}
+        self._definitions = definitions
         self._on_commit = on_commit
         self._clock = clock
 
@@ -99,7 +118,7 @@ class SagaManager:
         """The saga an input is for, or why it cannot be processed (before anything is written)."""
         message, envelope = incoming.message, incoming.envelope
         if isinstance(message, StartCommand):
-            definition = self._by_start.get(message.type_name())
+            definition = self._definitions.for_start(message.type_name())
             if definition is None:
                 raise Rejected("unknown-saga-type", f"no saga starts with {message.type_name()}")
             return (
@@ -120,7 +139,12 @@ class SagaManager:
         async with self._db.begin() as conn:
             transitions = []
             for state, trace in await claim_due(conn, now, self._settings.sweeper_batch_size):
-                actions = engine.on_timeout(self._definition(state), state, now)
+                try:
+                    definition = self._definition(state)
+                except UnknownDefinition as exc:
+                    log.error("saga %s is due but cannot be swept: %s", state.saga_id, exc)  # noqa: TRY400
+                    continue
+                actions = engine.on_timeout(definition, state, now)
                 if not actions.ignored:
                     transitions.append(Transition(before=state, actions=actions, causation_id=None, trace=trace))
             await write_transitions(conn, transitions, topics=self._settings.topics, now=now, after_commit=after_commit)
@@ -129,17 +153,16 @@ class SagaManager:
             self._on_commit()
         return len(transitions)
 
-    async def cancel(self, saga_id: str, reason: str) -> Actions:
-        return await self._operator(saga_id, lambda d, s, now: engine.cancel(d, s, now, reason))
-
-    async def resume(self, saga_id: str) -> Actions:
-        return await self._operator(saga_id, engine.resume)
-
-    async def _operator(
+    async def operate(
         self,
+        verb: OperatorVerb,
         saga_id: str,
-        transition: Callable[[SagaDefinition[Any], SagaState, datetime], Actions],
+        *,
+        reason: str = "",
+        actor: str = DEFAULT_ACTOR,
     ) -> Actions:
+        """Apply an operator's verb in one transaction, recording who and why in the history. Raises
+        ``SagaNotFoundError`` or ``OperationRefusedError`` (then nothing is written)."""
         now = self._clock()
         after_commit: telemetry.AfterCommit = []
         async with self._db.begin() as conn:
@@ -147,24 +170,34 @@ class SagaManager:
             if locked is None:
                 raise SagaNotFoundError(saga_id)
             state, trace = locked
-            actions = transition(self._definition(state), state, now)
-            if not actions.ignored:
-                await write_transitions(
-                    conn,
-                    [Transition(before=state, actions=actions, causation_id=None, trace=trace)],
-                    topics=self._settings.topics,
-                    now=now,
-                    after_commit=after_commit,
-                )
+            refused = refusal(verb, state)
+            if refused is not None:
+                raise OperationRefusedError(verb, state, refused)
+            actions = TRANSITIONS[verb](self._definition(state), state, now, reason, actor=actor)
+            await write_transitions(
+                conn,
+                [Transition(before=state, actions=actions, causation_id=None, trace=trace)],
+                topics=self._settings.topics,
+                now=now,
+                after_commit=after_commit,
+            )
         telemetry.run_after_commit(after_commit)
         self._on_commit()
         return actions
 
+    async def cancel(self, saga_id: str, reason: str, *, actor: str = DEFAULT_ACTOR) -> Actions:
+        return await self.operate(OperatorVerb.CANCEL, saga_id, reason=reason, actor=actor)
+
+    async def resume(self, saga_id: str, *, reason: str = "", actor: str = DEFAULT_ACTOR) -> Actions:
+        return await self.operate(OperatorVerb.RESUME, saga_id, reason=reason, actor=actor)
+
     def _definition(self, state: SagaState) -> SagaDefinition[Any]:
-        return self._definitions[state.saga_type]
+        return self._definitions.get(state.saga_type, state.definition_version)
 
     def _start_definition(self, command: StartCommand) -> SagaDefinition[Any]:
-        return self._by_start[command.type_name()]
+        definition = self._definitions.for_start(command.type_name())
+        assert definition is not None, "checked when the input was accepted"
+        return definition
 
 
 class _BatchRun:
@@ -225,7 +258,6 @@ class _BatchRun:
                 trace=trace,
                 span=incoming.span,
                 start=start,
-                definition_version=definition.version,
             )
         )
 
@@ -236,8 +268,12 @@ class _BatchRun:
             raise Rejected("unknown-saga", f"no saga {saga_id!r}")
         state, trace = locked
         try:
+            definition = self._manager._definition(state)  # noqa: SLF001 - the manager's own helper
+        except UnknownDefinition as exc:
+            raise Rejected("unknown-definition", str(exc)) from exc
+        try:
             actions = engine.on_reply(
-                self._manager._definition(state),  # noqa: SLF001 - the manager's own helper
+                definition,
                 state,
                 reply,
                 causation_id=envelope.causation_id,

@@ -12,7 +12,7 @@ from orchestrator.messaging import BatchProcessor, OutboxRelay
 from orchestrator.persistence import outbox
 from orchestrator.runtime._host import ServiceSpec, serve
 from orchestrator.runtime._manager import SagaManager
-from orchestrator.sagas import DEFINITIONS
+from orchestrator.sagas import load_registry
 from orchestrator.settings import Settings
 from orchestrator.transient import backoff_forever
 
@@ -34,7 +34,9 @@ class _Orchestrator:
         self._manager: SagaManager | None = None
 
     def processor(self, db: AsyncEngine, relay: OutboxRelay) -> BatchProcessor:
-        self._manager = SagaManager(db, self._settings, DEFINITIONS, on_commit=relay.wake)
+        self._manager = SagaManager(
+            db, self._settings, load_registry(self._settings.saga_definitions), on_commit=relay.wake
+        )
         return self._manager.process_batch
 
     def background(self, _db: AsyncEngine, _relay: OutboxRelay) -> Sequence[Coroutine[Any, Any, None]]:

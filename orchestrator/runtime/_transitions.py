@@ -31,7 +31,6 @@ class Transition:
     trace: Mapping[str, str] | None
     span: telemetry.ConsumerSpan | None = None  # the input's consumer span, current while its telemetry runs
     start: telemetry.SagaStart | None = None
-    definition_version: int | None = None  # of a new saga
 
 
 async def write_transitions(
@@ -45,11 +44,7 @@ async def write_transitions(
     """Persist transitions in order. Several may concern one saga: its row gets the last state."""
     if not transitions:
         return
-    new = [
-        NewSaga(state=t.actions.state, definition_version=t.definition_version or 0, trace_context=t.trace)
-        for t in transitions
-        if t.before is None
-    ]
+    new = [NewSaga(state=t.actions.state, trace_context=t.trace) for t in transitions if t.before is None]
     inserted = await insert_sagas(conn, new, now=now)
     if len(inserted) < len(new):
         raise StartRaced(", ".join(s.state.saga_id for s in new if s.state.saga_id not in inserted))

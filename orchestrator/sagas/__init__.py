@@ -1,13 +1,14 @@
-"""The saga definitions this orchestrator runs, by name and by start-command type."""
+"""The saga definitions this orchestrator runs: every deployed version, by name.
+
+A deployment chooses its definitions with ``SAGALINE_SAGA_DEFINITIONS`` (``module:attribute``, default
+``orchestrator.sagas:REGISTRY``); :func:`load_registry` resolves it."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from orchestrator.definition import SagaDefinition
+from orchestrator.definition import DefinitionRegistry
+from orchestrator.sagas._loading import DEFAULT_DEFINITIONS, load_registry
 from orchestrator.sagas.order_fulfillment import ORDER_FULFILLMENT
 
-DEFINITIONS: dict[str, SagaDefinition[Any]] = {ORDER_FULFILLMENT.name: ORDER_FULFILLMENT}
-BY_START_TYPE: dict[str, SagaDefinition[Any]] = {d.start.type_name(): d for d in DEFINITIONS.values()}
+REGISTRY = DefinitionRegistry([ORDER_FULFILLMENT])
 
-__all__ = ["BY_START_TYPE", "DEFINITIONS", "ORDER_FULFILLMENT"]
+__all__ = ["DEFAULT_DEFINITIONS", "ORDER_FULFILLMENT", "REGISTRY", "load_registry"]

@@ -33,14 +33,30 @@ async def read_topic(settings: Settings, topic: str) -> list[Any]:
     return await _read_topic(settings.kafka_bootstrap_servers, topic)
 
 
-def cli_json(env: dict[str, str], *args: str) -> Any:
-    """Run ``sagaline <args>`` in a subprocess with the stack's environment; parse its JSON output."""
-    result = subprocess.run(
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sagaline <args>`` in a subprocess with the stack's environment."""
+    return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
+        check=False,
     )
-    return json.loads(result.stdout)
+
+
+def cli_run(env: dict[str, str], *args: str) -> tuple[int, Any]:
+    """Run ``sagaline <args>``: its exit code and JSON output."""
+    result = cli(env, *args)
+    try:
+        return result.returncode, json.loads(result.stdout)
+    except json.JSONDecodeError:
+        message = f"sagaline {' '.join(args)} printed no JSON: {result.stdout!r} {result.stderr!r}"
+        raise AssertionError(message) from None
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    """Run ``sagaline <args>``, which must succeed; its JSON output."""
+    code, output = cli_run(env, *args)
+    assert code == 0, f"sagaline {' '.join(args)} exited {code}: {output}"
+    return output

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Address, LineItem, PlaceOrder
 from orchestrator.launch import Stack, audit, send_orders, wait_terminal
-from tests.integration.helpers import cli_json, eventually
+from tests.integration.helpers import cli_json, cli_run, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,18 @@ async def saga_row(db: AsyncEngine, saga_id: str) -> Any:
         ).first()
 
 
+async def start_and_wait_at(stack: Stack, db: AsyncEngine, placed: PlaceOrder, step: str) -> None:
+    """Send ``placed`` and wait until its saga runs and waits at ``step`` (its participant is down, say)."""
+
+    async def waiting() -> None:
+        row = await saga_row(db, placed.order_id)
+        assert row is not None
+        assert (row.status, row.step) == ("running", step)
+
+    await send_orders(stack.settings, [placed])
+    await eventually(waiting, timeout_s=30)
+
+
 async def test_retryable_payment_failures_are_retried_with_backoff(stack: Stack, db: AsyncEngine) -> None:
     restart_with(stack, "payment", SAGALINE_PAYMENT_GLITCH_RATE="0.4", SAGALINE_PAYMENT_GLITCH_SEED="11")
     try:
@@ -123,24 +135,21 @@ async def test_a_lost_command_is_resent_at_its_deadline_and_applied_once(stack: 
 
 async def test_cancel_compensates_a_running_saga_including_the_step_in_flight(stack: Stack, db: AsyncEngine) -> None:
     placed = order("cancel")
-
-    async def waiting_for_payment() -> None:
-        row = await saga_row(db, placed.order_id)
-        assert row is not None
-        assert (row.status, row.step) == ("running", "charge_payment")
-
     with service_down(stack, "payment"):
-        await send_orders(stack.settings, [placed])
-        await eventually(waiting_for_payment, timeout_s=30)
-        result = cli_json(stack.env, "saga", "cancel", placed.order_id, "--json")
-        assert result == {"saga_id": placed.order_id, "status": "compensating", "changed": True}
+        await start_and_wait_at(stack, db, placed, "charge_payment")
+        result = cli_json(stack.env, "saga", "cancel", placed.order_id, "--json", "--reason", "customer asked")
+        assert (result["saga_id"], result["status"], result["changed"]) == (placed.order_id, "compensating", True)
+        assert result["reason"] == "customer asked"
+        assert result["actor"].startswith("cli:")
     progress = await wait_terminal(db, [placed.order_id], timeout_s=60)
     assert progress.by_status == {"compensated": 1}
     compensated = [e.step for e in await history(db, placed.order_id) if e.type == "step_compensated"]
     assert compensated == ["charge_payment", "reserve_inventory", "create_order"]
     assert (await audit(db, [placed.order_id])).violations == []
-    again = cli_json(stack.env, "saga", "cancel", placed.order_id, "--json")
+    code, again = cli_run(stack.env, "saga", "cancel", placed.order_id, "--json")
+    assert code == 3
     assert again["changed"] is False
+    assert "only a running saga can be cancelled" in again["error"]
 
 
 async def test_failing_compensation_moves_to_failed_and_resume_finishes_it(stack: Stack, db: AsyncEngine) -> None:
@@ -157,7 +166,7 @@ async def test_failing_compensation_moves_to_failed_and_resume_finishes_it(stack
     finally:
         restart_with(stack, "payment")
     resumed = cli_json(stack.env, "saga", "resume", placed.order_id, "--json")
-    assert resumed == {"saga_id": placed.order_id, "status": "compensating", "changed": True}
+    assert (resumed["saga_id"], resumed["status"], resumed["changed"]) == (placed.order_id, "compensating", True)
     progress = await wait_terminal(db, [placed.order_id], timeout_s=60)
     assert progress.by_status == {"compensated": 1}
     compensated = [e.step for e in await history(db, placed.order_id) if e.type == "step_compensated"]

@@ -16,7 +16,7 @@ from contracts import Address, LineItem, PlaceOrder, header_name
 from orchestrator.launch import FAILING, Scenario, Stack, audit, plan_orders, send_orders, wait_terminal
 from orchestrator.persistence import saga_event, saga_instance, snapshot, state_from_row
 from orchestrator.runtime import SAGA_ID_NAMESPACE, rebuild
-from orchestrator.sagas import DEFINITIONS
+from orchestrator.sagas import REGISTRY
 from tests.integration.helpers import cli_json, eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -216,7 +216,7 @@ async def test_every_saga_rebuilds_from_its_history_and_reads_as_of_a_time(
     for event in events:
         by_saga[event["saga_id"]].append(event)
     for row in rows:
-        rebuilt = rebuild(DEFINITIONS[row["saga_type"]], row["id"], by_saga[row["id"]])
+        rebuilt = rebuild(REGISTRY.get(row["saga_type"], row["definition_version"]), row["id"], by_saga[row["id"]])
         assert rebuilt == snapshot(state_from_row(row)), row["id"]
 
     compensated = next(s for s, sc in batch.items() if sc is Scenario.UNSERVED)

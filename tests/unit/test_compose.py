@@ -33,9 +33,10 @@ DOCS = ROOT / "docs" / "docker.md"
 PREFIX = "SAGALINE_"
 PARTICIPANTS = ("order", "inventory", "payment", "shipment")
 APP_SERVICES = ("orchestrator", *PARTICIPANTS)
-SAGALINE_SERVICES = ("migrate", *APP_SERVICES)
+SAGALINE_SERVICES = ("migrate", "admin", *APP_SERVICES)
 EXPECTED_COMMANDS: dict[str, list[str]] = {
     "migrate": ["migrate"],
+    "admin": ["admin", "serve", "--host", "0.0.0.0", "--port", "8088"],
     "orchestrator": ["orchestrator"],
     **{name: ["participant", name] for name in PARTICIPANTS},
 }
