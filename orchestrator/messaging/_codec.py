@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import orjson
 
 from contracts import REGISTRY, ContractError, Envelope, EnvelopeError, Message
 
@@ -80,7 +81,7 @@ def encode_body(message: Message) -> dict[str, object]:
 
 
 def body_bytes(payload: Mapping[str, object]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), sort_keys=False).encode("utf-8")
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
 
 
 def kafka_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:

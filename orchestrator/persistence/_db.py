@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -18,11 +21,19 @@ def asyncpg_dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def json_text(value: Any) -> str:
+    """JSON for ``jsonb`` parameters (orjson: several times faster than ``json.dumps`` on the hot path)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # No pre-ping: it cost a round trip per transaction. A connection that died since its last use fails
+    # its first statement instead, which is a transient fault the caller retries on a fresh connection.
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=300,
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 
-from sqlalchemy import BigInteger, Column, MetaData, Table, Text, func, select, text, update
+from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts import (
@@ -36,6 +36,7 @@ charge = Table(
     Column("customer_id", Text),
     Column("amount_cents", BigInteger, nullable=False, server_default=text("0")),
     Column("status", Text, nullable=False),
+    Index("charge_customer_charged_idx", "customer_id", postgresql_where=text("status = 'charged'")),
 )
 
 payment = Participant("payment", metadata=metadata)
