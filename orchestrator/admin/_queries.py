@@ -132,12 +132,24 @@ async def load_saga(conn: AsyncConnection, saga_id: str) -> tuple[dict[str, Any]
     return dict(row), [dict(e) for e in events.mappings().all()]
 
 
-async def saga_ids(conn: AsyncConnection, *, after: str | None, limit: int) -> list[str]:
-    """Every saga id in id order, a page at a time (for ``verify --all``)."""
-    query = select(saga_instance.c.id).order_by(saga_instance.c.id).limit(limit)
+async def saga_page(
+    conn: AsyncConnection, *, after: str | None, limit: int
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Sagas in id order after ``after``, each with its history: two queries a page (for ``verify --all``)."""
+    query = select(saga_instance).order_by(saga_instance.c.id).limit(limit)
     if after is not None:
         query = query.where(saga_instance.c.id > after)
-    return list((await conn.execute(query)).scalars().all())
+    rows = [dict(r) for r in (await conn.execute(query)).mappings().all()]
+    history: dict[str, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
+    if rows:
+        events = await conn.execute(
+            select(saga_event)
+            .where(saga_event.c.saga_id.in_(list(history)))
+            .order_by(saga_event.c.saga_id, saga_event.c.seq),
+        )
+        for event in events.mappings().all():
+            history[event["saga_id"]].append(dict(event))
+    return [(row, history[row["id"]]) for row in rows]
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

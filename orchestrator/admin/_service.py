@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator import telemetry
 from orchestrator.admin._diagram import path_of
-from orchestrator.admin._queries import Page, SagaFilter, list_sagas, load_saga, saga_ids
+from orchestrator.admin._queries import Page, SagaFilter, list_sagas, load_saga, saga_page
 from orchestrator.admin._verify import Verification, verify
 from orchestrator.admin._why import Diagnosis, explain, last_error
 from orchestrator.definition import DefinitionRegistry, OperatorVerb, UnknownDefinition, to_mermaid
@@ -149,19 +149,16 @@ class AdminService:
         after: str | None = None
         while True:
             async with self._db.connect() as conn:
-                ids = await saga_ids(conn, after=after, limit=page_size)
-                for saga_id in ids:
-                    row, events = await load_saga(conn, saga_id)
-                    if row is None:  # removed meanwhile
-                        continue
-                    result = verify(self._registry, row, events)
-                    report.checked += 1
-                    if not result.matches:
-                        report.divergent.append(result)
+                page = await saga_page(conn, after=after, limit=page_size)
+            for row, events in page:
+                result = verify(self._registry, row, events)
+                report.checked += 1
+                if not result.matches:
+                    report.divergent.append(result)
             on_progress(report.checked)
-            if len(ids) < page_size:
+            if len(page) < page_size:
                 return report
-            after = ids[-1]
+            after = page[-1][0]["id"]
 
     async def diagram(self, saga_type: str, *, version: int | None = None, saga_id: str | None = None) -> str:
         """The definition's Mermaid state diagram; with ``saga_id``, that saga's path highlighted on the

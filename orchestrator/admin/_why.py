@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orchestrator.definition import RetryPolicy, SagaDefinition, SagaStatus
+from orchestrator.definition import RetryPolicy, SagaDefinition, SagaStatus, Step
 
 _SENT = ("command_sent", "compensation_sent")
 
@@ -56,19 +56,25 @@ def last_error(events: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
-def _policy(definition: SagaDefinition[Any] | None, step: str, *, compensating: bool) -> RetryPolicy | None:
+def _declared(definition: SagaDefinition[Any] | None, step: str) -> Step[Any] | None:
+    """The step as the saga's definition declares it (None: the definition is not deployed, or lacks it)."""
     if definition is None or step not in {s.name for s in definition.steps}:
         return None
-    declared = definition.step(step)
+    return definition.step(step)
+
+
+def _policy(definition: SagaDefinition[Any] | None, step: str, *, compensating: bool) -> RetryPolicy | None:
+    declared = _declared(definition, step)
+    if declared is None:
+        return None
     if compensating and declared.compensation is not None:
         return declared.compensation.retry
     return declared.retry
 
 
 def _participant(definition: SagaDefinition[Any] | None, step: str) -> str:
-    if definition is None or step not in {s.name for s in definition.steps}:
-        return "the participant"
-    return f"the {definition.step(step).participant} service"
+    declared = _declared(definition, step)
+    return "the participant" if declared is None else f"the {declared.participant} service"
 
 
 def explain(

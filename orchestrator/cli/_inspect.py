@@ -10,10 +10,8 @@ import typer
 
 from orchestrator.admin import AdminService, DiagramFormat, RendererMissingError, VerifyReport, to_html, to_svg
 from orchestrator.cli._admin import err, parse_time, with_service
-from orchestrator.cli._common import print_json, settings
+from orchestrator.cli._common import print_json
 from orchestrator.cli._sagas import JsonFlag, app, console, print_as_of
-from orchestrator.definition import DefinitionError, to_mermaid
-from orchestrator.sagas import load_registry
 
 
 @app.command("as-of")
@@ -110,16 +108,7 @@ def diagram(
     output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """The definition's state diagram; with --saga, the path that instance took highlighted."""
-    if saga is None:
-        registry = load_registry(settings().saga_definitions)
-        try:
-            definition = registry.latest(saga_type) if version is None else registry.get(saga_type, version)
-        except DefinitionError as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from None
-        text = to_mermaid(definition)
-    else:
-        text = with_service(lambda s: s.diagram(saga_type, version=version, saga_id=saga))
+    text = with_service(lambda s: s.diagram(saga_type, version=version, saga_id=saga))  # no database without --saga
     title = f"{saga_type}" + (f": saga {saga}" if saga else "")
     rendered = render(text, fmt, title)
     if output is None:

@@ -55,7 +55,7 @@ class OperationRefusedError(ValueError):
 
 
 class SagaManager:
-    """Applies starts, replies, timeouts, cancels and resumes to sagas. Each call is one transaction:
+    """Applies starts, replies, timeouts and operator verbs to sagas. Each call is one transaction:
     inbox claims → row locks (in id order) → pure engine per input, in order → state + history + outbox →
     commit, then ``on_commit``."""
 
@@ -184,12 +184,6 @@ class SagaManager:
         telemetry.run_after_commit(after_commit)
         self._on_commit()
         return actions
-
-    async def cancel(self, saga_id: str, reason: str, *, actor: str = DEFAULT_ACTOR) -> Actions:
-        return await self.operate(OperatorVerb.CANCEL, saga_id, reason=reason, actor=actor)
-
-    async def resume(self, saga_id: str, *, reason: str = "", actor: str = DEFAULT_ACTOR) -> Actions:
-        return await self.operate(OperatorVerb.RESUME, saga_id, reason=reason, actor=actor)
 
     def _definition(self, state: SagaState) -> SagaDefinition[Any]:
         return self._definitions.get(state.saga_type, state.definition_version)
