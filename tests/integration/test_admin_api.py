@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.launch import Stack, send_orders, wait_terminal
 from tests.integration.helpers import eventually
-from tests.integration.test_failure_semantics import order, saga_row
-from tests.integration.test_operations import events_of
+from tests.integration.test_failure_semantics import history, order, saga_row
 
 pytestmark = pytest.mark.integration
 
@@ -110,10 +109,10 @@ async def test_list_show_history_why_verify(client: httpx.AsyncClient, completed
         assert second["sagas"][0]["id"] != first["sagas"][0]["id"]
     detail = (await client.get(f"/sagas/{completed_saga}")).json()
     assert detail["saga"]["status"] == "completed"
-    history = (await client.get(f"/sagas/{completed_saga}/history")).json()
-    assert history == detail["history"]
-    assert history[-1]["type"] == "completed"
-    then = (await client.get(f"/sagas/{completed_saga}", params={"as_of": history[0]["at"]})).json()
+    events = (await client.get(f"/sagas/{completed_saga}/history")).json()
+    assert events == detail["history"]
+    assert events[-1]["type"] == "completed"
+    then = (await client.get(f"/sagas/{completed_saga}", params={"as_of": events[0]["at"]})).json()
     assert then["state"]["status"] == "running"
     why = (await client.get(f"/sagas/{completed_saga}/why")).json()
     assert (why["moving"], why["summary"][:9]) == (False, "completed")
@@ -147,12 +146,12 @@ async def test_inputs_are_validated(client: httpx.AsyncClient, completed_saga: s
 async def test_refusal_changes_nothing_and_compensate_works(
     client: httpx.AsyncClient, db: AsyncEngine, completed_saga: str
 ) -> None:
-    before = (await events_of(db, completed_saga), await saga_row(db, completed_saga))
+    before = (await history(db, completed_saga), await saga_row(db, completed_saga))
     refused = await client.post(f"/sagas/{completed_saga}/cancel", json={"reason": "too late", "actor": "bob"})
     assert refused.status_code == 409
     assert refused.json()["status"] == "completed"
     assert "only a running saga can be cancelled" in refused.json()["detail"]
-    assert (await events_of(db, completed_saga), await saga_row(db, completed_saga)) == before
+    assert (await history(db, completed_saga), await saga_row(db, completed_saga)) == before
 
     done = await client.post(f"/sagas/{completed_saga}/compensate", json={"reason": "chargeback", "actor": "bob"})
     assert done.status_code == 200
@@ -170,8 +169,8 @@ async def test_refusal_changes_nothing_and_compensate_works(
         assert (await client.get(f"/sagas/{completed_saga}")).json()["saga"]["status"] == "compensated"
 
     await eventually(compensated, timeout_s=60)
-    history = (await client.get(f"/sagas/{completed_saga}/history")).json()
-    request = next(e for e in history if e["type"] == "compensate_requested")
+    events = (await client.get(f"/sagas/{completed_saga}/history")).json()
+    request = next(e for e in events if e["type"] == "compensate_requested")
     assert (request["payload"]["actor"], request["payload"]["reason"]) == ("api:bob", "chargeback")
 
 

@@ -57,7 +57,7 @@ async def history(db: AsyncEngine, saga_id: str) -> list[Any]:
         return list(
             (
                 await conn.execute(
-                    text("SELECT type, step, payload FROM sagaline.saga_event WHERE saga_id = :id ORDER BY seq"),
+                    text("SELECT seq, type, step, payload FROM sagaline.saga_event WHERE saga_id = :id ORDER BY seq"),
                     {"id": saga_id},
                 )
             ).all(),

@@ -16,21 +16,9 @@ from contracts import Envelope
 from orchestrator.launch import Stack, audit, send_orders, wait_terminal
 from orchestrator.messaging import make_producer
 from tests.integration.helpers import cli, cli_json, cli_run, eventually
-from tests.integration.test_failure_semantics import order, saga_row, service_down, start_and_wait_at
+from tests.integration.test_failure_semantics import history, order, saga_row, service_down, start_and_wait_at
 
 pytestmark = pytest.mark.integration
-
-
-async def events_of(db: AsyncEngine, saga_id: str) -> list[Any]:
-    async with db.connect() as conn:
-        return list(
-            (
-                await conn.execute(
-                    text("SELECT seq, type, step, payload FROM sagaline.saga_event WHERE saga_id = :id ORDER BY seq"),
-                    {"id": saga_id},
-                )
-            ).all(),
-        )
 
 
 async def charges_of(db: AsyncEngine, order_id: str) -> list[Any]:
@@ -97,10 +85,10 @@ async def test_show_history_and_as_of(stack: Stack, db: AsyncEngine, finished: d
     assert (saga["status"], saga["step"], saga["definition_version"]) == ("compensated", None, 1)
     assert saga["data"]["input"]["order_id"] == saga_id
     assert "AQ" in saga["last_error"] or "not served" in saga["last_error"]
-    history = cli_json(stack.env, "saga", "history", saga_id, "--json")
-    assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
-    assert history == shown["history"]
-    began = next(e for e in history if e["type"] == "compensation_started")
+    events = cli_json(stack.env, "saga", "history", saga_id, "--json")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events == shown["history"]
+    began = next(e for e in events if e["type"] == "compensation_started")
     then = cli_json(stack.env, "saga", "show", saga_id, "--as-of", began["at"], "--json")
     assert then["state"]["status"] == "compensating"
     before = cli_json(stack.env, "saga", "show", saga_id, "--as-of", "2000-01-01T00:00:00Z", "--json")
@@ -112,7 +100,7 @@ async def test_show_history_and_as_of(stack: Stack, db: AsyncEngine, finished: d
 
 async def test_refused_verbs_change_nothing(stack: Stack, db: AsyncEngine, finished: dict[str, str]) -> None:
     saga_id = finished["done-a"]
-    before_events = await events_of(db, saga_id)
+    before_events = await history(db, saga_id)
     before_row = await saga_row(db, saga_id)
     for verb, words in [
         ("cancel", "only a running saga can be cancelled"),
@@ -126,7 +114,7 @@ async def test_refused_verbs_change_nothing(stack: Stack, db: AsyncEngine, finis
     code, refused = cli_run(stack.env, "saga", "compensate", finished["undone"], "--json")
     assert code == 3
     assert "only a running or completed saga can be compensated" in refused["error"]
-    assert await events_of(db, saga_id) == before_events
+    assert await history(db, saga_id) == before_events
     assert await saga_row(db, saga_id) == before_row
 
 
@@ -140,7 +128,7 @@ async def test_compensate_a_completed_saga_undoes_every_step(
     assert (result["status"], result["changed"], result["actor"]) == ("compensating", True, "ops-anna")
     progress = await wait_terminal(db, [saga_id], timeout_s=60)
     assert progress.by_status == {"compensated": 1}
-    events = await events_of(db, saga_id)
+    events = await history(db, saga_id)
     request = next(e for e in events if e.type == "compensate_requested")
     assert request.payload["actor"] == "ops-anna"
     assert request.payload["reason"] == "fraud confirmed"
@@ -167,7 +155,7 @@ async def test_retry_resends_the_same_command_and_why_explains_the_wait(stack: S
         assert (retried["status"], retried["step"], retried["changed"]) == ("running", "charge_payment", True)
     progress = await wait_terminal(db, [placed.order_id], timeout_s=60)
     assert progress.by_status == {"completed": 1}
-    events = await events_of(db, placed.order_id)
+    events = await history(db, placed.order_id)
     request = next(e for e in events if e.type == "retry_requested")
     assert request.payload["reason"] == "payment restarted"
     assert request.payload["actor"].startswith("cli:")

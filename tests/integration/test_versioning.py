@@ -8,8 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.launch import Stack, wait_terminal
 from tests.integration.helpers import cli_json
-from tests.integration.test_failure_semantics import order, restart_with, saga_row, service_down, start_and_wait_at
-from tests.integration.test_operations import events_of
+from tests.integration.test_failure_semantics import (
+    history,
+    order,
+    restart_with,
+    saga_row,
+    service_down,
+    start_and_wait_at,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +34,8 @@ async def test_running_sagas_finish_on_their_version_while_new_ones_use_the_new(
         assert progress.by_status == {"completed": 2}
         assert (await saga_row(db, old.order_id)).definition_version == 1
         assert (await saga_row(db, new.order_id)).definition_version == 2
-        old_steps = [e.step for e in await events_of(db, old.order_id) if e.type == "step_completed"]
-        new_steps = [e.step for e in await events_of(db, new.order_id) if e.type == "step_completed"]
+        old_steps = [e.step for e in await history(db, old.order_id) if e.type == "step_completed"]
+        new_steps = [e.step for e in await history(db, new.order_id) if e.type == "step_completed"]
         assert old_steps == [
             "create_order",
             "reserve_inventory",
