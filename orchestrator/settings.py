@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     )
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="3000 for the embedded broker.")
     heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="1000 for the embedded broker.")
+    offset_commit_interval_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="How often consumed offsets are committed; a crash redelivers at most this much.",
+    )
     consumer_batch_size: int = Field(default=200, ge=1, description="Records fetched and handled per consumer batch.")
     topic_check_interval_s: float = Field(default=5.0, gt=0, description="How often services re-create missing topics.")
     max_message_bytes: int = Field(
@@ -33,6 +38,11 @@ class Settings(BaseSettings):
     )
     relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per relay round.")
     relay_poll_interval_s: float = Field(default=1.0, gt=0, description="Relay fallback poll when no NOTIFY arrives.")
+    relay_grace_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Age after which the relay publishes rows their writer meant to publish itself (it died, say).",
+    )
     sweeper_interval_s: float = Field(default=0.5, gt=0, description="How often the deadline sweeper looks.")
     sweeper_batch_size: int = Field(default=200, ge=1)
     db_pool_size: int = Field(default=10, ge=1)

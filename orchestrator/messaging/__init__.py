@@ -11,13 +11,16 @@ from orchestrator.messaging._codec import (
 )
 from orchestrator.messaging._consumer import BatchProcessor, Consumer, Processor, Rejected, record_ref, subscribe
 from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, describe_dead_letter, dlq_headers
+from orchestrator.messaging._inline import InlinePublisher
 from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
 from orchestrator.messaging._reader import read_topic
 from orchestrator.messaging._relay import OutboxRelay
 from orchestrator.messaging._rewind import rewind_if_past_end, watch_positions
 from orchestrator.messaging._store import (
     OutboxRecord,
+    Publish,
     StoredReply,
+    Written,
     claim_inbox,
     claim_inbox_many,
     notify_channel,
@@ -37,12 +40,15 @@ __all__ = [
     "DeadLetters",
     "DecodeError",
     "Incoming",
+    "InlinePublisher",
     "OutboxRecord",
     "OutboxRelay",
     "Processor",
+    "Publish",
     "RecordRef",
     "Rejected",
     "StoredReply",
+    "Written",
     "body_bytes",
     "claim_inbox",
     "claim_inbox_many",

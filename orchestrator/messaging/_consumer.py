@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 
 from orchestrator import telemetry
 from orchestrator.messaging._codec import DecodeError, Incoming, RecordRef, decode
 from orchestrator.messaging._dlq import DeadLetters
 from orchestrator.messaging._kafka import consumer_options
+from orchestrator.messaging._offsets import OffsetCommitter
 from orchestrator.settings import Settings
 from orchestrator.transient import backoff_forever
 
@@ -147,14 +148,17 @@ async def _tolerant_parser(records: tuple[Any, ...], original: Callable[[Any], A
     return message
 
 
-async def _no_decoder(_message: Any, _original: Callable[[Any], Awaitable[Any]]) -> None:
-    return None  # the handler reads raw records itself
+async def _raw_records(message: Any, _original: Callable[[Any], Awaitable[Any]]) -> Any:
+    return message.raw_message  # the handler decodes records itself, so bad ones reach the DLQ intact
 
 
-def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], group: str, consumer: Consumer) -> Any:
-    """Register a FastStream batch subscriber that commits offsets only after every record of the batch
-    was handled, i.e. after its database commit (or its dead letter's broker ack). Returns the subscriber
-    (its ``consumer`` attribute is the aiokafka consumer once started)."""
+def subscribe(
+    broker: KafkaBroker, settings: Settings, *, topics: list[str], group: str, consumer: Consumer
+) -> tuple[Any, OffsetCommitter]:
+    """Register a FastStream batch subscriber whose offsets are committed only after every record of the
+    batch was handled, i.e. after its database commit (or its dead letter's broker ack), by the returned
+    committer (run it as a task). Returns the subscriber too (its ``consumer`` attribute is the aiokafka
+    consumer once started)."""
     subscriber = broker.subscriber(
         *topics,
         group_id=group,
@@ -163,14 +167,16 @@ def subscribe(broker: KafkaBroker, settings: Settings, *, topics: list[str], gro
         max_records=settings.consumer_batch_size,
         batch_timeout_ms=settings.fetch_max_wait_ms,
         parser=_tolerant_parser,
-        decoder=_no_decoder,
+        decoder=_raw_records,
         **consumer_options(settings),
     )
 
-    @subscriber  # type: ignore[untyped-decorator]
-    async def _on_batch(msg: KafkaMessage) -> None:
-        raw = msg.raw_message
-        await consumer.handle_batch([record_ref(r) for r in (raw if isinstance(raw, tuple) else (raw,))])
-        await msg.ack()
+    committer = OffsetCommitter(subscriber, interval_s=settings.offset_commit_interval_s)
 
-    return subscriber
+    @subscriber  # type: ignore[untyped-decorator]
+    async def _on_batch(raw: Any) -> None:
+        records = [record_ref(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
+        await consumer.handle_batch(records)
+        committer.done(records)
+
+    return subscriber, committer

@@ -44,6 +44,8 @@ def make_broker(settings: Settings, *, middlewares: Iterable[Any] = ()) -> Kafka
         enable_idempotence=False,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
         middlewares=tuple(middlewares),
+        # Our handlers take the raw records: dependency injection would only cost a thread-pool hop per batch.
+        apply_types=False,
         logger=logging.getLogger("sagaline.faststream"),
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, Text, any_, bindparam, delete, func, insert, literal, select, update
+import orjson
+from sqlalchemy import ARRAY, Boolean, Table, Text, any_, bindparam, delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -38,14 +39,49 @@ class StoredReply:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-async def write_outbox(executor: Executor, table: Table, records: list[OutboxRecord]) -> None:
-    """Insert rows; on commit, a trigger on the table notifies relays in other processes (``notify_channel``)."""
+@dataclass(frozen=True)
+class Written:
+    """The outbox rows one transaction wrote, for its process to publish right after the commit."""
+
+    ids: Sequence[int]
+    records: Sequence[OutboxRecord]
+
+
+Publish = Callable[[Written], None]
+"""Takes a committed transaction's outbox rows for publishing (``InlinePublisher.publish``); never blocks."""
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def write_outbox(
+    executor: Executor, table: Table, records: Sequence[OutboxRecord], *, inline: bool = False
+) -> Written:
+    """Insert rows in one statement, whatever their number. ``inline``: this process publishes them itself
+    after the commit (``Publish``), so no relay is woken; otherwise a trigger notifies the relays on commit
+    (``notify_channel``)."""
     if not records:
-        return
-    await executor.execute(
-        insert(table),
-        [{"topic": r.topic, "key": r.key, "headers": dict(r.headers), "payload": dict(r.payload)} for r in records],
+        return Written(ids=(), records=())
+    stmt = text(
+        f"INSERT INTO {table.fullname} (topic, key, headers, payload, inline_publish) "  # noqa: S608 - our table
+        "SELECT topic, key, headers::jsonb, payload::jsonb, :inline "
+        "FROM unnest(:topics, :keys, :headers, :payloads) AS row(topic, key, headers, payload) RETURNING id"
+    ).bindparams(
+        bindparam("inline", type_=Boolean),
+        *(bindparam(name, type_=ARRAY(Text)) for name in ("topics", "keys", "headers", "payloads")),
     )
+    result = await executor.execute(
+        stmt,
+        {
+            "inline": inline,
+            "topics": [r.topic for r in records],
+            "keys": [r.key for r in records],
+            "headers": [_json(r.headers) for r in records],
+            "payloads": [_json(r.payload) for r in records],
+        },
+    )
+    return Written(ids=tuple(result.scalars()), records=tuple(records))
 
 
 async def claim_inbox(executor: Executor, table: Table, consumer: str, message_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -74,6 +76,7 @@ def outbox_table(meta: MetaData, schema: str) -> Table:
         Column("headers", JSONB, nullable=False),
         Column("payload", JSONB, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
+        Column("inline_publish", Boolean, nullable=False, server_default=false()),
         schema=schema,
     )
 

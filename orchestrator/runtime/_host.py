@@ -18,7 +18,9 @@ from orchestrator.messaging import (
     BatchProcessor,
     Consumer,
     DeadLetters,
+    InlinePublisher,
     OutboxRelay,
+    Publish,
     ensure_topics,
     guard_topics,
     make_broker,
@@ -32,7 +34,7 @@ from orchestrator.transient import backoff_forever
 
 log = logging.getLogger(__name__)
 
-BackgroundTasks = Callable[[AsyncEngine, OutboxRelay], Sequence[Coroutine[Any, Any, None]]]
+BackgroundTasks = Callable[[AsyncEngine], Sequence[Coroutine[Any, Any, None]]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,9 +44,9 @@ class ServiceSpec:
     name: str
     outbox: Table
     topics: Sequence[str]
-    make_processor: Callable[[AsyncEngine, OutboxRelay], BatchProcessor]
+    make_processor: Callable[[AsyncEngine, Publish], BatchProcessor]
     bare_json_topics: frozenset[str] = frozenset()
-    background: BackgroundTasks = field(default=lambda _db, _relay: ())
+    background: BackgroundTasks = field(default=lambda _db: ())
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
@@ -63,6 +65,7 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
     producer = make_producer(settings)
     await backoff_forever(producer.start, what="producer start")
     await ensure_topics(settings)
+    publisher = InlinePublisher(db, spec.outbox, producer)
     relay = OutboxRelay(
         db,
         spec.outbox,
@@ -70,16 +73,18 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         dsn=asyncpg_dsn(settings.database_url),
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
+        grace_s=settings.relay_grace_s,
+        in_flight=publisher.pending_ids,
     )
     dead_letters = DeadLetters(producer, settings.topics.dlq, spec.name)
     consumer = Consumer(
-        spec.make_processor(db, relay),
+        spec.make_processor(db, publisher.publish),
         dead_letters,
         bare_json_topics=spec.bare_json_topics,
         max_message_bytes=settings.max_message_bytes,
     )
     broker = make_broker(settings)
-    subscriber = subscribe(
+    subscriber, committer = subscribe(
         broker,
         settings,
         topics=list(spec.topics),
@@ -87,11 +92,13 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         consumer=consumer,
     )
     tasks = [
+        asyncio.create_task(publisher.run(), name=f"{spec.name}-publish"),
+        asyncio.create_task(committer.run(), name=f"{spec.name}-offsets"),
         asyncio.create_task(relay.run(), name=f"{spec.name}-relay"),
         asyncio.create_task(guard_topics(settings, interval_s=settings.topic_check_interval_s), name="topic-guard"),
         asyncio.create_task(watch_positions(subscriber, interval_s=1.0), name="rewind"),
     ]
-    tasks += [asyncio.create_task(coro) for coro in spec.background(db, relay)]
+    tasks += [asyncio.create_task(coro) for coro in spec.background(db)]
     tasks += [asyncio.create_task(coro) for coro in telemetry.background_tasks(db, spec.outbox)]
     try:
         await backoff_forever(broker.start, what="consumer start")
@@ -104,11 +111,14 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
                 raise task.exception()  # type: ignore[misc]
     finally:
         log.info("sagaline %s stopping", spec.name)
+        with contextlib.suppress(Exception):
+            await committer.flush()  # a batch still running now is redelivered after a restart
         await broker.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
+            await publisher.drain()
             await relay.publish_once()
         await producer.stop()
         await db.dispose()

@@ -25,7 +25,7 @@ from orchestrator.definition import (
     UnknownDefinition,
     refusal,
 )
-from orchestrator.messaging import Incoming, Rejected, claim_inbox_many, release_inbox
+from orchestrator.messaging import Incoming, Publish, Rejected, Written, claim_inbox_many, release_inbox
 from orchestrator.persistence import claim_due, inbox
 from orchestrator.persistence._bulk import lock_sagas
 from orchestrator.runtime._transitions import StartRaced, Transition, write_transitions
@@ -57,7 +57,7 @@ class OperationRefusedError(ValueError):
 class SagaManager:
     """Applies starts, replies, timeouts and operator verbs to sagas. Each call is one transaction:
     inbox claims → row locks (in id order) → pure engine per input, in order → state + history + outbox →
-    commit, then ``on_commit``."""
+    commit, then ``publish`` of the outbox rows (without one, the rows wake the relays by NOTIFY)."""
 
     def __init__(
         self,
@@ -65,13 +65,13 @@ class SagaManager:
         settings: Settings,
         definitions: DefinitionRegistry,
         *,
-        on_commit: Callable[[], None] = lambda: None,
+        publish: Publish | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._db = db
         self._settings = settings
         self._definitions = definitions
-        self._on_commit = on_commit
+        self._publish = publish
         self._clock = clock
 
     async def process(self, incoming: Incoming) -> None:
@@ -106,12 +106,8 @@ class SagaManager:
                 with telemetry.handling(incoming.span):
                     outcomes[index] = run.apply(incoming, saga_id)
             await run.release_rejected()
-            await write_transitions(
-                conn, run.transitions, topics=self._settings.topics, now=now, after_commit=after_commit
-            )
-        telemetry.run_after_commit(after_commit)
-        if run.transitions:
-            self._on_commit()
+            written = await self._write(conn, run.transitions, now, after_commit)
+        self._committed(written, after_commit)
         return outcomes
 
     def _saga_id(self, incoming: Incoming) -> str:
@@ -147,10 +143,8 @@ class SagaManager:
                 actions = engine.on_timeout(definition, state, now)
                 if not actions.ignored:
                     transitions.append(Transition(before=state, actions=actions, causation_id=None, trace=trace))
-            await write_transitions(conn, transitions, topics=self._settings.topics, now=now, after_commit=after_commit)
-        telemetry.run_after_commit(after_commit)
-        if transitions:
-            self._on_commit()
+            written = await self._write(conn, transitions, now, after_commit)
+        self._committed(written, after_commit)
         return len(transitions)
 
     async def operate(
@@ -174,16 +168,31 @@ class SagaManager:
             if refused is not None:
                 raise OperationRefusedError(verb, state, refused)
             actions = TRANSITIONS[verb](self._definition(state), state, now, reason, actor=actor)
-            await write_transitions(
-                conn,
-                [Transition(before=state, actions=actions, causation_id=None, trace=trace)],
-                topics=self._settings.topics,
-                now=now,
-                after_commit=after_commit,
-            )
-        telemetry.run_after_commit(after_commit)
-        self._on_commit()
+            transition = Transition(before=state, actions=actions, causation_id=None, trace=trace)
+            written = await self._write(conn, [transition], now, after_commit)
+        self._committed(written, after_commit)
         return actions
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        transitions: Sequence[Transition],
+        now: datetime,
+        after_commit: telemetry.AfterCommit,
+    ) -> Written:
+        return await write_transitions(
+            conn,
+            transitions,
+            topics=self._settings.topics,
+            now=now,
+            after_commit=after_commit,
+            inline=self._publish is not None,
+        )
+
+    def _committed(self, written: Written, after_commit: telemetry.AfterCommit) -> None:
+        telemetry.run_after_commit(after_commit)
+        if self._publish is not None:
+            self._publish(written)
 
     def _definition(self, state: SagaState) -> SagaDefinition[Any]:
         return self._definitions.get(state.saga_type, state.definition_version)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.messaging import BatchProcessor, OutboxRelay
+from orchestrator.messaging import BatchProcessor, Publish
 from orchestrator.persistence import outbox
 from orchestrator.runtime._host import ServiceSpec, serve
 from orchestrator.runtime._manager import SagaManager
@@ -27,19 +27,17 @@ async def sweep_forever(manager: SagaManager, settings: Settings) -> None:
 
 
 class _Orchestrator:
-    """Builds the manager when the host has a database and relay, and its sweeper from the same manager."""
+    """Builds the manager when the host has a database and publisher, and its sweeper from the same manager."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._manager: SagaManager | None = None
 
-    def processor(self, db: AsyncEngine, relay: OutboxRelay) -> BatchProcessor:
-        self._manager = SagaManager(
-            db, self._settings, load_registry(self._settings.saga_definitions), on_commit=relay.wake
-        )
+    def processor(self, db: AsyncEngine, publish: Publish) -> BatchProcessor:
+        self._manager = SagaManager(db, self._settings, load_registry(self._settings.saga_definitions), publish=publish)
         return self._manager.process_batch
 
-    def background(self, _db: AsyncEngine, _relay: OutboxRelay) -> Sequence[Coroutine[Any, Any, None]]:
+    def background(self, _db: AsyncEngine) -> Sequence[Coroutine[Any, Any, None]]:
         assert self._manager is not None, "the host builds the processor first"
         return [sweep_forever(self._manager, self._settings)]
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import Topics
 from orchestrator import telemetry
 from orchestrator.definition import Actions, SagaState
-from orchestrator.messaging import OutboxRecord, write_outbox
+from orchestrator.messaging import OutboxRecord, Written, write_outbox
 from orchestrator.persistence import outbox, snapshot
 from orchestrator.persistence._bulk import HistoryAppend, NewSaga, append_histories, insert_sagas, update_sagas
 from orchestrator.runtime._outbound import outbox_records
@@ -40,10 +40,12 @@ async def write_transitions(
     topics: Topics,
     now: datetime,
     after_commit: telemetry.AfterCommit,
-) -> None:
-    """Persist transitions in order. Several may concern one saga: its row gets the last state."""
+    inline: bool,
+) -> Written:
+    """Persist transitions in order. Several may concern one saga: its row gets the last state. Returns
+    the outbox rows written (``inline``: for the caller to publish after the commit)."""
     if not transitions:
-        return
+        return Written(ids=(), records=())
     new = [NewSaga(state=t.actions.state, trace_context=t.trace) for t in transitions if t.before is None]
     inserted = await insert_sagas(conn, new, now=now)
     if len(inserted) < len(new):
@@ -77,4 +79,4 @@ async def write_transitions(
                 conn, t.before, t.actions, trace=t.trace, records=rows, after_commit=after_commit, start=t.start
             )
         records += rows
-    await write_outbox(conn, outbox, records)
+    return await write_outbox(conn, outbox, records, inline=inline)

@@ -18,9 +18,10 @@ from orchestrator.messaging import (
     BatchProcessor,
     Incoming,
     OutboxRecord,
-    OutboxRelay,
+    Publish,
     Rejected,
     StoredReply,
+    Written,
     claim_inbox_many,
     encode_body,
     release_inbox,
@@ -84,12 +85,12 @@ class Participant:
     def commands(self) -> tuple[str, ...]:
         return tuple(self._handlers)
 
-    def processor(self, db: AsyncEngine, settings: Settings, *, on_commit: Callable[[], None]) -> CommandProcessor:
-        return CommandProcessor(self, db, settings, on_commit=on_commit)
+    def processor(self, db: AsyncEngine, settings: Settings, *, publish: Publish | None) -> CommandProcessor:
+        return CommandProcessor(self, db, settings, publish=publish)
 
     def spec(self, settings: Settings) -> ServiceSpec:
-        def make_processor(db: AsyncEngine, relay: OutboxRelay) -> BatchProcessor:
-            return self.processor(db, settings, on_commit=relay.wake).process_batch
+        def make_processor(db: AsyncEngine, publish: Publish) -> BatchProcessor:
+            return self.processor(db, settings, publish=publish).process_batch
 
         return ServiceSpec(
             name=self.name,
@@ -105,12 +106,12 @@ class CommandProcessor:
     (their inbox claim is given back), so a retry of the same message id runs the handler again."""
 
     def __init__(
-        self, participant: Participant, db: AsyncEngine, settings: Settings, *, on_commit: Callable[[], None]
+        self, participant: Participant, db: AsyncEngine, settings: Settings, *, publish: Publish | None
     ) -> None:
         self._p = participant
         self._sessions = async_sessionmaker(db, expire_on_commit=False)
         self._settings = settings
-        self._on_commit = on_commit
+        self._publish = publish
 
     async def process(self, incoming: Incoming) -> None:
         (outcome,) = await self.process_batch([incoming])
@@ -127,8 +128,9 @@ class CommandProcessor:
                 outcomes[index] = exc
         if accepted:
             async with self._sessions() as session, session.begin():
-                await _Batch(self, session).run(accepted)
-            self._on_commit()
+                written = await _Batch(self, session).run(accepted, inline=self._publish is not None)
+            if self._publish is not None:
+                self._publish(written)
         return outcomes
 
     def _route(self, incoming: Incoming) -> tuple[Handler[Any], Command]:
@@ -200,7 +202,7 @@ class _Batch:
         self._to_release: set[str] = set()
         self._records: list[OutboxRecord] = []
 
-    async def run(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]]) -> None:
+    async def run(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]], *, inline: bool) -> Written:
         p, session = self._p, self._session
         ids = [incoming.envelope.message_id for incoming, _, _ in accepted]
         self._claimed = await claim_inbox_many(session, p.inbox, p.name, ids)
@@ -210,7 +212,7 @@ class _Batch:
                 await self._one(incoming, handler, command)
         await release_inbox(session, p.inbox, p.name, self._to_release)
         await store_replies(session, p.inbox, p.name, self._to_store.items())
-        await write_outbox(session, p.outbox, self._records)
+        return await write_outbox(session, p.outbox, self._records, inline=inline)
 
     async def _one(self, incoming: Incoming, handler: Handler[Any], command: Command) -> None:
         message_id = incoming.envelope.message_id
