@@ -11,6 +11,7 @@ from orchestrator.messaging._codec import (
 )
 from orchestrator.messaging._consumer import BatchProcessor, Consumer, Processor, Rejected, record_ref, subscribe
 from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, describe_dead_letter, dlq_headers
+from orchestrator.messaging._driver import Params, driver_connection, json_text
 from orchestrator.messaging._inline import InlinePublisher
 from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
 from orchestrator.messaging._reader import read_topic
@@ -24,6 +25,7 @@ from orchestrator.messaging._store import (
     claim_inbox,
     claim_inbox_many,
     notify_channel,
+    outbox_insert,
     release_inbox,
     store_replies,
     store_reply,
@@ -43,6 +45,7 @@ __all__ = [
     "InlinePublisher",
     "OutboxRecord",
     "OutboxRelay",
+    "Params",
     "Processor",
     "Publish",
     "RecordRef",
@@ -56,12 +59,15 @@ __all__ = [
     "decode",
     "describe_dead_letter",
     "dlq_headers",
+    "driver_connection",
     "encode_body",
     "ensure_topics",
     "guard_topics",
+    "json_text",
     "make_broker",
     "make_producer",
     "notify_channel",
+    "outbox_insert",
     "read_topic",
     "record_ref",
     "release_inbox",

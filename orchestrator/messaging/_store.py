@@ -6,12 +6,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from sqlalchemy import ARRAY, Boolean, Table, Text, any_, bindparam, delete, func, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ARRAY, Table, Text, any_, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from orchestrator import telemetry
+from orchestrator.messaging._driver import Params, driver_connection, json_text
 
 Executor = AsyncSession | AsyncConnection
 
@@ -51,37 +50,29 @@ Publish = Callable[[Written], None]
 """Takes a committed transaction's outbox rows for publishing (``InlinePublisher.publish``); never blocks."""
 
 
-def _json(value: Mapping[str, Any]) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+def outbox_insert(table: Table, records: Sequence[OutboxRecord], *, inline: bool, params: Params) -> str:
+    """``INSERT … RETURNING id`` of ``records`` as one statement, whatever their number (for a CTE too)."""
+    return (
+        f"INSERT INTO {table.fullname} (topic, key, headers, payload, inline_publish) "  # noqa: S608 - values are parameters
+        f"SELECT topic, key, headers::jsonb, payload::jsonb, {params.add(inline, 'boolean')} FROM unnest("
+        f"{params.add([r.topic for r in records], 'text[]')}, {params.add([r.key for r in records], 'text[]')}, "
+        f"{params.add([json_text(r.headers) for r in records], 'text[]')}, "
+        f"{params.add([json_text(r.payload) for r in records], 'text[]')}"
+        ") AS row(topic, key, headers, payload) RETURNING id"
+    )
 
 
 async def write_outbox(
     executor: Executor, table: Table, records: Sequence[OutboxRecord], *, inline: bool = False
 ) -> Written:
-    """Insert rows in one statement, whatever their number. ``inline``: this process publishes them itself
-    after the commit (``Publish``), so no relay is woken; otherwise a trigger notifies the relays on commit
-    (``notify_channel``)."""
+    """Insert rows in one statement. ``inline``: this process publishes them itself after the commit
+    (``Publish``), so no relay is woken; otherwise a trigger notifies the relays on commit (``notify_channel``)."""
     if not records:
         return Written(ids=(), records=())
-    stmt = text(
-        f"INSERT INTO {table.fullname} (topic, key, headers, payload, inline_publish) "  # noqa: S608 - our table
-        "SELECT topic, key, headers::jsonb, payload::jsonb, :inline "
-        "FROM unnest(:topics, :keys, :headers, :payloads) AS row(topic, key, headers, payload) RETURNING id"
-    ).bindparams(
-        bindparam("inline", type_=Boolean),
-        *(bindparam(name, type_=ARRAY(Text)) for name in ("topics", "keys", "headers", "payloads")),
-    )
-    result = await executor.execute(
-        stmt,
-        {
-            "inline": inline,
-            "topics": [r.topic for r in records],
-            "keys": [r.key for r in records],
-            "headers": [_json(r.headers) for r in records],
-            "payloads": [_json(r.payload) for r in records],
-        },
-    )
-    return Written(ids=tuple(result.scalars()), records=tuple(records))
+    params = Params()
+    sql = outbox_insert(table, records, inline=inline, params=params)
+    rows = await (await driver_connection(executor)).fetch(sql, *params.values)
+    return Written(ids=tuple(row["id"] for row in rows), records=tuple(records))
 
 
 async def claim_inbox(executor: Executor, table: Table, consumer: str, message_id: str) -> bool:
@@ -98,13 +89,13 @@ async def claim_inbox_many(executor: Executor, table: Table, consumer: str, mess
     reports duplicates (``telemetry.inbox_duplicate``) as it meets them."""
     if not message_ids:
         return set()
-    stmt = (
-        pg_insert(table)
-        .from_select(["consumer", "message_id"], select(literal(consumer, Text), func.unnest(_ids())))
-        .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
-        .returning(table.c.message_id)
+    rows = await (await driver_connection(executor)).fetch(
+        f"INSERT INTO {table.fullname} (consumer, message_id) SELECT $1::text, unnest($2::text[]) "
+        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
+        consumer,
+        list(message_ids),
     )
-    return set((await executor.execute(stmt, {"ids": list(message_ids)})).scalars())
+    return {row["message_id"] for row in rows}
 
 
 async def release_inbox(executor: Executor, table: Table, consumer: str, message_ids: Collection[str]) -> None:
@@ -123,14 +114,17 @@ async def store_reply(executor: Executor, table: Table, consumer: str, message_i
 async def store_replies(
     executor: Executor, table: Table, consumer: str, replies: Iterable[tuple[str, StoredReply]]
 ) -> None:
-    params = [
-        {"b_id": message_id, "reply_topic": r.topic, "reply_headers": r.headers, "reply_payload": r.payload}
-        for message_id, r in replies
-    ]
-    if params:
-        await executor.execute(
-            update(table).where((table.c.consumer == consumer) & (table.c.message_id == bindparam("b_id"))),
-            params,
+    stored = list(replies)
+    if stored:
+        await (await driver_connection(executor)).execute(
+            f"UPDATE {table.fullname} AS i SET reply_topic = r.topic, reply_headers = r.headers::jsonb, "  # noqa: S608
+            "reply_payload = r.payload::jsonb FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) "
+            "AS r(message_id, topic, headers, payload) WHERE i.consumer = $1::text AND i.message_id = r.message_id",
+            consumer,
+            [message_id for message_id, _ in stored],
+            [reply.topic for _, reply in stored],
+            [json_text(reply.headers) for _, reply in stored],
+            [json_text(reply.payload) for _, reply in stored],
         )
 
 

@@ -1,4 +1,5 @@
-"""Saga rows and history written a batch at a time, on a Core connection: one statement per kind of write."""
+# ruff: noqa: S608 - table and column names are our own constants; every value is a parameter
+"""Saga rows, history and outbox rows of a batch: locked in one statement, written in one."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, any_, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ARRAY, Text, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator.definition import HistoryEntry, SagaState, SagaStatus
+from orchestrator.messaging import OutboxRecord, Params, Written, driver_connection, json_text, outbox_insert
 from orchestrator.persistence._sagas import saga_columns, state_from_row
-from orchestrator.persistence._tables import saga_event, saga_instance
+from orchestrator.persistence._tables import outbox, saga_event, saga_instance
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,67 +57,128 @@ async def lock_sagas(
     return {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows}
 
 
-async def insert_sagas(conn: AsyncConnection, sagas: Sequence[NewSaga], *, now: datetime) -> set[str]:
-    """Insert new sagas; returns the ids inserted (an id that already exists is left alone)."""
-    if not sagas:
-        return set()
-    stmt = pg_insert(saga_instance).on_conflict_do_nothing(index_elements=["id"]).returning(saga_instance.c.id)
-    rows = [
-        {
-            "id": saga.state.saga_id,
-            "saga_type": saga.state.saga_type,
-            "definition_version": saga.state.definition_version,
-            "trace_context": saga.trace_context,
-            "created_at": now,
-            "updated_at": now,
-            **saga_columns(saga.state),
-        }
-        for saga in sagas
+@dataclass(frozen=True)
+class BatchWritten:
+    inserted: set[str]  # new sagas actually inserted (an id that already existed is left alone)
+    outbox: Written
+
+
+_SAGA_COLUMNS = (
+    ("status", "text"),
+    ("step", "text"),
+    ("data", "jsonb"),
+    ("completed_steps", "jsonb"),
+    ("to_compensate", "jsonb"),
+    ("attempt", "int"),
+    ("epoch", "int"),
+    ("waiting", "text"),
+    ("pending_command_id", "text"),
+    ("deadline_at", "timestamptz"),
+    ("expires_at", "timestamptz"),
+    ("failure_reason", "text"),
+)
+
+
+def _column_arrays(states: Sequence[SagaState], params: Params) -> list[str]:
+    """One array parameter per saga column, as ``unnest`` arguments (jsonb travels as text)."""
+    rows = [saga_columns(state) for state in states]
+    return [
+        params.add(
+            [json_text(row[name]) if sql_type == "jsonb" else row[name] for row in rows],
+            "text[]" if sql_type == "jsonb" else f"{sql_type}[]",
+        )
+        for name, sql_type in _SAGA_COLUMNS
     ]
-    return set((await conn.execute(stmt, rows)).scalars())
 
 
-async def update_sagas(conn: AsyncConnection, states: Sequence[SagaState], *, now: datetime) -> None:
-    if not states:
-        return
-    await conn.execute(
-        update(saga_instance)
-        .where(saga_instance.c.id == bindparam("b_id"))
-        .values(version=saga_instance.c.version + 1),
-        [{"b_id": state.saga_id, "updated_at": now, **saga_columns(state)} for state in states],
+def _cast(name: str, sql_type: str, alias: str) -> str:
+    return f"{alias}.{name}::jsonb" if sql_type == "jsonb" else f"{alias}.{name}"
+
+
+_NAMES = ", ".join(name for name, _ in _SAGA_COLUMNS)
+
+
+def _insert_new(new: Sequence[NewSaga], now: str, params: Params) -> str:
+    states = [saga.state for saga in new]
+    arrays = [
+        params.add([s.saga_id for s in states], "text[]"),
+        params.add([s.saga_type for s in states], "text[]"),
+        params.add([s.definition_version for s in states], "int[]"),
+        params.add([json_text(saga.trace_context) for saga in new], "text[]"),
+        *_column_arrays(states, params),
+    ]
+    values = ", ".join(_cast(name, sql_type, "n") for name, sql_type in _SAGA_COLUMNS)
+    return (
+        f"INSERT INTO {saga_instance.fullname} (id, saga_type, definition_version, trace_context, {_NAMES}, "
+        f"created_at, updated_at) SELECT n.id, n.saga_type, n.definition_version, n.trace_context::jsonb, {values}, "
+        f"{now}, {now} FROM unnest({', '.join(arrays)}) AS n(id, saga_type, definition_version, trace_context, "
+        f"{_NAMES}) ON CONFLICT (id) DO NOTHING RETURNING id"
     )
 
 
-async def append_histories(conn: AsyncConnection, appends: Sequence[HistoryAppend], *, now: datetime) -> None:
-    """Append transitions in order; sequence numbers continue each saga's log (sagas started in this batch
-    have none yet)."""
-    appends = [a for a in appends if a.entries]
-    if not appends:
-        return
-    result = await conn.execute(
-        select(saga_event.c.saga_id, func.max(saga_event.c.seq))
-        .where(saga_event.c.saga_id == any_(_ids()))
-        .group_by(saga_event.c.saga_id),
-        {"ids": sorted({a.saga_id for a in appends})},
+def _update(states: Sequence[SagaState], now: str, params: Params) -> str:
+    arrays = [params.add([s.saga_id for s in states], "text[]"), *_column_arrays(states, params)]
+    sets = ", ".join(f"{name} = {_cast(name, sql_type, 'u')}" for name, sql_type in _SAGA_COLUMNS)
+    return (
+        f"UPDATE {saga_instance.fullname} AS s SET {sets}, version = s.version + 1, updated_at = {now} "
+        f"FROM unnest({', '.join(arrays)}) AS u(id, {_NAMES}) WHERE s.id = u.id RETURNING s.id"
     )
-    last: dict[str, int] = dict(result.tuples().all())
-    rows: list[dict[str, Any]] = []
+
+
+def _append(appends: Sequence[HistoryAppend], new_ids: set[str], now: str, params: Params) -> str:
+    """History rows numbered after each saga's last ``seq`` (read in the same statement); the entries of a
+    saga that was to be started here but already existed are left out (the caller retries the batch)."""
+    rows: list[tuple[str, int, str, str | None, str, str | None, str, bool]] = []
+    position: dict[str, int] = {}
     for append in appends:
         payloads = [dict(entry.payload) for entry in append.entries]
         payloads[-1]["state"] = dict(append.snapshot)
-        first = last.get(append.saga_id, 0) + 1
-        for offset, (entry, payload) in enumerate(zip(append.entries, payloads, strict=True)):
-            rows.append(
-                {
-                    "saga_id": append.saga_id,
-                    "seq": first + offset,
-                    "type": entry.type,
-                    "from_status": append.from_status.value if append.from_status and offset == 0 else None,
-                    "to_status": append.to_status.value,
-                    "step": entry.step,
-                    "payload": payload,
-                    "at": now,
-                }
-            )
-        last[append.saga_id] = first + len(append.entries) - 1
-    await conn.execute(insert(saga_event), rows)
+        for index, (entry, payload) in enumerate(zip(append.entries, payloads, strict=True)):
+            position[append.saga_id] = position.get(append.saga_id, 0) + 1
+            from_status = append.from_status.value if append.from_status and index == 0 else None
+            row = (append.saga_id, position[append.saga_id], entry.type, from_status, append.to_status.value)
+            rows.append((*row, entry.step, json_text(payload) or "{}", append.saga_id in new_ids))
+    columns = zip(*rows, strict=True)
+    types = ("text[]", "int[]", "text[]", "text[]", "text[]", "text[]", "text[]", "boolean[]")
+    arrays = [params.add(list(values), sql_type) for values, sql_type in zip(columns, types, strict=True)]
+    last = f"(SELECT max(p.seq) FROM {saga_event.fullname} AS p WHERE p.saga_id = e.saga_id)"
+    return (
+        f"INSERT INTO {saga_event.fullname} (saga_id, seq, type, from_status, to_status, step, payload, at) "
+        f"SELECT e.saga_id, coalesce({last}, 0) + e.position, e.type, e.from_status, e.to_status, e.step, "
+        f"e.payload::jsonb, {now} FROM unnest({', '.join(arrays)}) "
+        "AS e(saga_id, position, type, from_status, to_status, step, payload, is_new) "
+        "WHERE NOT e.is_new OR e.saga_id IN (SELECT id FROM new_sagas) RETURNING 1"
+    )
+
+
+async def write_batch(
+    conn: AsyncConnection,
+    *,
+    new: Sequence[NewSaga],
+    updated: Sequence[SagaState],
+    appends: Sequence[HistoryAppend],
+    records: Sequence[OutboxRecord],
+    inline: bool,
+    now: datetime,
+) -> BatchWritten:
+    """New sagas, changed sagas, their history and their outbox rows in one statement (one round trip)."""
+    params = Params()
+    at = params.add(now, "timestamptz")
+    parts: list[str] = []
+    if new:
+        parts.append(f"new_sagas AS ({_insert_new(new, at, params)})")
+    else:
+        parts.append("new_sagas AS (SELECT NULL::text AS id WHERE false)")
+    if updated:
+        parts.append(f"updated AS ({_update(updated, at, params)})")
+    appends = [a for a in appends if a.entries]
+    if appends:
+        parts.append(f"history AS ({_append(appends, {s.state.saga_id for s in new}, at, params)})")
+    if records:
+        parts.append(f"outbox AS ({outbox_insert(outbox, records, inline=inline, params=params)})")
+    outbox_ids = "ARRAY(SELECT id FROM outbox ORDER BY id)" if records else "'{}'::bigint[]"
+    sql = f"WITH {', '.join(parts)} SELECT ARRAY(SELECT id FROM new_sagas) AS inserted, {outbox_ids} AS outbox_ids"
+    row = await (await driver_connection(conn)).fetchrow(sql, *params.values)
+    return BatchWritten(
+        inserted=set(row["inserted"]), outbox=Written(ids=tuple(row["outbox_ids"]), records=tuple(records))
+    )

@@ -1,4 +1,4 @@
-"""Writing a transaction's transitions: saga rows, history, telemetry, outbox, each as one bulk statement."""
+"""Writing a transaction's transitions: saga rows, history and outbox in one statement, telemetry after commit."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import Topics
 from orchestrator import telemetry
 from orchestrator.definition import Actions, SagaState
-from orchestrator.messaging import OutboxRecord, Written, write_outbox
-from orchestrator.persistence import outbox, snapshot
-from orchestrator.persistence._bulk import HistoryAppend, NewSaga, append_histories, insert_sagas, update_sagas
+from orchestrator.messaging import OutboxRecord, Written
+from orchestrator.persistence import snapshot
+from orchestrator.persistence._bulk import HistoryAppend, NewSaga, write_batch
 from orchestrator.runtime._outbound import outbox_records
 
 
@@ -46,20 +46,25 @@ async def write_transitions(
     the outbox rows written (``inline``: for the caller to publish after the commit)."""
     if not transitions:
         return Written(ids=(), records=())
-    new = [NewSaga(state=t.actions.state, trace_context=t.trace) for t in transitions if t.before is None]
-    inserted = await insert_sagas(conn, new, now=now)
-    if len(inserted) < len(new):
-        raise StartRaced(", ".join(s.state.saga_id for s in new if s.state.saga_id not in inserted))
-    as_inserted = {s.state.saga_id: s.state for s in new}
+    new = [t for t in transitions if t.before is None]
     final: dict[str, SagaState] = {}
     for t in transitions:
         final[t.actions.state.saga_id] = t.actions.state
-    await update_sagas(
-        conn, [state for saga_id, state in final.items() if state is not as_inserted.get(saga_id)], now=now
-    )
-    await append_histories(
+    new_ids = {t.actions.state.saga_id for t in new}
+    records: list[OutboxRecord] = []
+    for t in transitions:
+        rows = outbox_records(t.actions, topics, causation_id=t.causation_id, trace_context=t.trace)
+        with telemetry.handling(t.span):
+            rows = await telemetry.saga_transition(
+                conn, t.before, t.actions, trace=t.trace, records=rows, after_commit=after_commit, start=t.start
+            )
+        records += rows
+    written = await write_batch(
         conn,
-        [
+        # A saga started and moved on in this batch is inserted as it ends the batch.
+        new=[NewSaga(state=final[t.actions.state.saga_id], trace_context=t.trace) for t in new],
+        updated=[state for saga_id, state in final.items() if saga_id not in new_ids],
+        appends=[
             HistoryAppend(
                 saga_id=t.actions.state.saga_id,
                 entries=t.actions.history,
@@ -69,14 +74,10 @@ async def write_transitions(
             )
             for t in transitions
         ],
+        records=records,
+        inline=inline,
         now=now,
     )
-    records: list[OutboxRecord] = []
-    for t in transitions:
-        rows = outbox_records(t.actions, topics, causation_id=t.causation_id, trace_context=t.trace)
-        with telemetry.handling(t.span):
-            rows = await telemetry.saga_transition(
-                conn, t.before, t.actions, trace=t.trace, records=rows, after_commit=after_commit, start=t.start
-            )
-        records += rows
-    return await write_outbox(conn, outbox, records, inline=inline)
+    if len(written.inserted) < len(new):
+        raise StartRaced(", ".join(sorted(new_ids - written.inserted)))
+    return written.outbox

@@ -1,0 +1,40 @@
+"""Hot-path statements sent straight to asyncpg, inside the transaction SQLAlchemy opened.
+
+Per statement, SQLAlchemy's cache-key, compile, parameter and result processing cost more Python CPU than
+asyncpg and Postgres together (bench/RESULTS.md, "The push"). The few statements every consumed batch runs
+therefore go to the driver connection as fixed SQL with array parameters (one prepared statement, whatever
+the batch size); everything else stays SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+
+async def driver_connection(executor: AsyncSession | AsyncConnection) -> Any:
+    """The asyncpg connection under ``executor``, in the transaction ``executor`` is in."""
+    conn = executor if isinstance(executor, AsyncConnection) else await executor.connection()
+    raw = await conn.get_raw_connection()
+    adapter: Any = raw.dbapi_connection
+    if adapter._transaction is None:  # noqa: SLF001 - SQLAlchemy sends BEGIN lazily, before its first statement
+        await adapter._start_transaction()  # noqa: SLF001 - the BEGIN it would send itself
+    return raw.driver_connection
+
+
+class Params:
+    """Positional parameters of one statement: ``add`` returns the placeholder, cast to ``sql_type``."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def add(self, value: Any, sql_type: str) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}::{sql_type}"
+
+
+def json_text(value: Mapping[str, Any] | Iterable[Any] | None) -> str | None:
+    """JSON for a ``jsonb`` column sent as text (the statement casts it)."""
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
