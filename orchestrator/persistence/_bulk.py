@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from orchestrator.definition import HistoryEntry, SagaState, SagaStatus
 from orchestrator.messaging import OutboxRecord, Params, Written, driver_connection, json_text, outbox_insert
 from orchestrator.persistence._sagas import saga_columns, state_from_row
-from orchestrator.persistence._tables import outbox, saga_event, saga_instance
+from orchestrator.persistence._tables import inbox, outbox, saga_event, saga_instance
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +55,27 @@ async def lock_sagas(
         )
     ).mappings()
     return {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows}
+
+
+Locked = dict[str, tuple[SagaState, dict[str, str] | None]]
+
+
+async def claim_and_lock(
+    conn: AsyncConnection, consumer: str, message_ids: Sequence[str], saga_ids: Collection[str]
+) -> tuple[set[str], Locked]:
+    """In one statement: the inbox claims of ``message_ids`` (the ids seen for the first time) and
+    ``lock_sagas`` of ``saga_ids``."""
+    row_sql = (
+        f"WITH claimed AS (INSERT INTO {inbox.fullname} (consumer, message_id) SELECT $1::text, unnest($2::text[]) "
+        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id), "
+        f"locked AS (SELECT * FROM {saga_instance.fullname} WHERE id = ANY($3::text[]) ORDER BY id FOR UPDATE) "
+        "SELECT ARRAY(SELECT message_id FROM claimed) AS claimed_ids, locked.* FROM (SELECT 1) AS one "
+        "LEFT JOIN locked ON true"
+    )
+    driver = await driver_connection(conn)
+    rows = await driver.fetch(row_sql, consumer, list(message_ids), sorted(saga_ids))
+    locked = {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows if row["id"] is not None}
+    return set(rows[0]["claimed_ids"]), locked
 
 
 @dataclass(frozen=True)

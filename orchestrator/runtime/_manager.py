@@ -25,9 +25,9 @@ from orchestrator.definition import (
     UnknownDefinition,
     refusal,
 )
-from orchestrator.messaging import Incoming, Publish, Rejected, Written, claim_inbox_many, release_inbox
+from orchestrator.messaging import Incoming, Publish, Rejected, Written, release_inbox
 from orchestrator.persistence import claim_due, inbox
-from orchestrator.persistence._bulk import lock_sagas
+from orchestrator.persistence._bulk import claim_and_lock, lock_sagas
 from orchestrator.runtime._transitions import StartRaced, Transition, write_transitions
 from orchestrator.settings import Settings
 
@@ -218,8 +218,7 @@ class _BatchRun:
 
     async def prepare(self, inputs: Sequence[Incoming], saga_ids: set[str]) -> None:
         ids = [incoming.envelope.message_id for incoming in inputs]
-        self._claimed = await claim_inbox_many(self._conn, inbox, CONSUMER, ids)
-        self._sagas = await lock_sagas(self._conn, saga_ids)
+        self._claimed, self._sagas = await claim_and_lock(self._conn, CONSUMER, ids, saga_ids)
 
     async def release_rejected(self) -> None:
         await release_inbox(self._conn, inbox, CONSUMER, self._rejected)

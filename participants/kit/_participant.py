@@ -53,10 +53,9 @@ class LocalTransaction:
 Handler = Callable[[LocalTransaction, C], Awaitable[Reply]]
 
 
-class _RetryableOutcome(Exception):  # noqa: N818 - control flow, never escapes the kit
-    def __init__(self, reply: FailureReply) -> None:
-        super().__init__(reply.reason)
-        self.reply = reply
+class _UndoBatch(Exception):  # noqa: N818 - control flow, never escapes the kit
+    """A handler refused or broke: its effects leave with the transaction, and the batch runs again with
+    that handler's reply remembered instead of the handler."""
 
 
 class Participant:
@@ -101,9 +100,12 @@ class Participant:
 
 
 class CommandProcessor:
-    """Executes a batch of commands in one transaction, in order, each handler in its own savepoint.
-    A duplicate is answered with the stored reply, never re-executed. Retryable failures are not stored
-    (their inbox claim is given back), so a retry of the same message id runs the handler again."""
+    """Executes a batch of commands in one transaction, in order. A handler that refuses (a failure reply) or
+    raises must leave no effects: rather than a savepoint around every handler (two round trips each), the
+    transaction is rolled back and the batch runs again with that command's reply remembered, so the handler
+    is not run twice for it (the others of the batch are). A duplicate is answered with the stored reply, never
+    re-executed. Retryable failures are not stored (their inbox claim is given back), so a retry of the same
+    message id runs the handler again."""
 
     def __init__(
         self, participant: Participant, db: AsyncEngine, settings: Settings, *, publish: Publish | None
@@ -127,8 +129,14 @@ class CommandProcessor:
             except Rejected as exc:
                 outcomes[index] = exc
         if accepted:
-            async with self._sessions() as session, session.begin():
-                written = await _Batch(self, session).run(accepted, inline=self._publish is not None)
+            failed: dict[int, Reply] = {}  # position in ``accepted`` → the failure reply its handler gave
+            while True:
+                try:
+                    async with self._sessions() as session, session.begin():
+                        written = await _Batch(self, session, failed).run(accepted, inline=self._publish is not None)
+                    break
+                except _UndoBatch:
+                    continue
             if self._publish is not None:
                 self._publish(written)
         return outcomes
@@ -149,22 +157,13 @@ class CommandProcessor:
         handler: Handler[Any],
         command: Command,
     ) -> Reply:
-        savepoint = await session.begin_nested()
         try:
-            reply = await handler(
-                LocalTransaction(session=session, envelope=envelope, settings=self._settings), command
-            )
+            return await handler(LocalTransaction(session=session, envelope=envelope, settings=self._settings), command)
         except Exception as exc:
-            await savepoint.rollback()
             if is_transient(exc):
                 raise
             log.exception("%s handler for %s raised", self._p.name, command.type_name())
             return CommandFailed(reason=f"{type(exc).__name__}: {exc}", retryable=True, error_type="handler-error")
-        if isinstance(reply, FailureReply):
-            await savepoint.rollback()  # a refusal leaves no partial effects
-        else:
-            await savepoint.commit()
-        return reply
 
     def _reply_record(self, incoming: Incoming, reply: Reply, *, retryable: bool) -> OutboxRecord:
         command = incoming.envelope
@@ -192,8 +191,9 @@ class _Batch:
     release and outbox insert. Commands of one saga keep their order; a message id seen twice in the batch
     behaves as if the two had arrived in two transactions."""
 
-    def __init__(self, processor: CommandProcessor, session: AsyncSession) -> None:
+    def __init__(self, processor: CommandProcessor, session: AsyncSession, failed: dict[int, Reply]) -> None:
         self._proc = processor
+        self._failed = failed
         self._p = processor._p  # noqa: SLF001 - the processor's own helper
         self._session = session
         self._claimed: set[str] = set()
@@ -207,14 +207,24 @@ class _Batch:
         ids = [incoming.envelope.message_id for incoming, _, _ in accepted]
         self._claimed = await claim_inbox_many(session, p.inbox, p.name, ids)
         self._stored = await stored_replies(session, p.inbox, p.name, set(ids) - self._claimed)
-        for incoming, handler, command in accepted:
-            with telemetry.handling(incoming.span), telemetry.local_transaction(p.name, incoming):
-                await self._one(incoming, handler, command)
+        for position, (incoming, handler, command) in enumerate(accepted):
+            with telemetry.handling(incoming.span):
+                if not self._claim(incoming):
+                    continue
+                reply = self._failed.get(position)
+                if reply is None:
+                    with telemetry.local_transaction(p.name, incoming):
+                        reply = await self._proc._run_handler(session, incoming.envelope, handler, command)  # noqa: SLF001
+                    if isinstance(reply, FailureReply):
+                        self._failed[position] = reply
+                        raise _UndoBatch
+                self._answer(incoming, reply)
         await release_inbox(session, p.inbox, p.name, self._to_release)
         await store_replies(session, p.inbox, p.name, self._to_store.items())
         return await write_outbox(session, p.outbox, self._records, inline=inline)
 
-    async def _one(self, incoming: Incoming, handler: Handler[Any], command: Command) -> None:
+    def _claim(self, incoming: Incoming) -> bool:
+        """Whether the command is to be handled here; a duplicate is answered from its stored reply instead."""
         message_id = incoming.envelope.message_id
         if message_id in self._claimed:
             self._claimed.discard(message_id)
@@ -222,8 +232,11 @@ class _Batch:
             self._to_release.discard(message_id)
         else:
             self._answer_duplicate(incoming)
-            return
-        reply = await self._proc._run_handler(self._session, incoming.envelope, handler, command)  # noqa: SLF001
+            return False
+        return True
+
+    def _answer(self, incoming: Incoming, reply: Reply) -> None:
+        message_id = incoming.envelope.message_id
         if isinstance(reply, FailureReply) and reply.retryable:
             self._to_release.add(message_id)
             self._records.append(self._proc._reply_record(incoming, reply, retryable=True))  # noqa: SLF001

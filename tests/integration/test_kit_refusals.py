@@ -1,0 +1,94 @@
+"""A participant's batch where handlers write and then refuse or raise, over real Postgres: what a refusing or
+broken handler wrote leaves with it, the other handlers' effects stay, every command gets its reply, and no
+handler runs twice for the same command's failure."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import pytest
+from sqlalchemy import Column, MetaData, Table, Text, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import CreateOrder, Envelope, OrderCreated, OrderRejected, Reply
+from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body
+from orchestrator.migrate import upgrade
+from orchestrator.persistence import create_engine
+from orchestrator.settings import Settings
+from participants.kit import LocalTransaction, Participant
+
+pytestmark = pytest.mark.integration
+
+
+def _participant(schema: str) -> tuple[Participant, Table, Counter[str]]:
+    metadata = MetaData(schema=schema)
+    note = Table("note", metadata, Column("order_id", Text, primary_key=True))
+    kit = Participant("kit", metadata=metadata)
+    calls: Counter[str] = Counter()
+
+    @kit.handles(CreateOrder)
+    async def create(tx: LocalTransaction, cmd: CreateOrder) -> Reply:
+        calls[cmd.order_id] += 1
+        await tx.session.execute(note.insert().values(order_id=cmd.order_id))  # written before deciding
+        if cmd.order_id.endswith("refuse"):
+            return OrderRejected(order_id=cmd.order_id, reason="refused after writing")
+        if cmd.order_id.endswith("boom"):
+            raise RuntimeError("broke after writing")
+        return OrderCreated(order_id=cmd.order_id)
+
+    return kit, note, calls
+
+
+def _incoming(order_id: str, offset: int) -> Incoming:
+    envelope = Envelope(message_id=str(uuid.uuid4()), type="CreateOrder", saga_id=order_id, step="create_order")
+    record = RecordRef(
+        topic="kit.commands",
+        partition=0,
+        offset=offset,
+        key=order_id.encode(),
+        value=body_bytes(encode_body(CreateOrder(order_id=order_id, customer_id="c", amount_cents=1))),
+        headers=tuple((k, v.encode()) for k, v in envelope.to_headers().items()),
+    )
+    return decode(record, require_envelope=True)
+
+
+async def _create_tables(db: AsyncEngine, kit: Participant) -> None:
+    async with db.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {kit.schema}"))
+        await conn.run_sync(kit.metadata.create_all)
+
+
+async def test_refusing_and_raising_handlers_leave_nothing_and_the_rest_of_the_batch_stays(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    kit, note, calls = _participant(f"kit_{uuid.uuid4().hex[:8]}")
+    db = create_engine(database_url, pool_size=2)
+    published: list[Written] = []
+    try:
+        await _create_tables(db, kit)
+        processor = kit.processor(db, Settings(database_url=database_url), publish=published.append)
+        ids = ["a", "b-refuse", "c", "d-boom", "e"]
+        outcomes = await processor.process_batch([_incoming(order_id, n) for n, order_id in enumerate(ids)])
+
+        assert outcomes == [None] * len(ids)
+        async with db.connect() as conn:
+            noted = set((await conn.execute(select(note.c.order_id))).scalars())
+            inbox = (await conn.execute(select(func.count()).select_from(kit.inbox))).scalar_one()
+        assert noted == {"a", "c", "e"}, "the refusal's and the crash's writes were rolled back"
+        assert calls["b-refuse"] == calls["d-boom"] == 1, "a failed handler is not run again"
+        assert inbox == 4, "the crash's retryable failure gives its claim back; the others are stored"
+        (written,) = published
+        replies = {r.headers["sagaline-saga-id"]: r.payload["type"] for r in written.records}
+        assert replies == {
+            "a": "OrderCreated",
+            "b-refuse": "OrderRejected",
+            "c": "OrderCreated",
+            "d-boom": "CommandFailed",
+            "e": "OrderCreated",
+        }
+        assert len(written.ids) == len(ids)
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA IF EXISTS {kit.schema} CASCADE"))
+        await db.dispose()
