@@ -31,7 +31,7 @@ class InlinePublisher:
     batch at a time, so publishing costs no read of the outbox and no commit per row."""
 
     def __init__(
-        self, engine: AsyncEngine, table: Table, producer: AIOKafkaProducer, *, delete_interval_s: float = 0.05
+        self, engine: AsyncEngine, table: Table, producer: AIOKafkaProducer, *, delete_interval_s: float = 0.2
     ) -> None:
         self._engine = engine
         self._table = table

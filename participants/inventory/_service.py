@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, Text, select, text, update
+from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, Text, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from contracts import (
@@ -38,28 +38,32 @@ reservation = Table(
 
 inventory = Participant("inventory", metadata=metadata)
 
+# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
+_reservation_status = select(reservation.c.status).where(reservation.c.order_id == bindparam("order"))
+_lock_stock = (
+    select(product.c.sku, product.c.on_hand, product.c.reserved)
+    .where(product.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(product.c.sku)
+    .with_for_update()
+)
+_reserve_stock = (
+    update(product).where(product.c.sku == bindparam("b_sku")).values(reserved=product.c.reserved + bindparam("qty"))
+)
+_reserve = insert(reservation)
+
 
 @inventory.handles(ReserveInventory)
 async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
     wanted: dict[str, int] = defaultdict(int)
     for item in cmd.items:
         wanted[item.sku] += item.quantity
-    existing = (
-        await tx.session.execute(select(reservation.c.status).where(reservation.c.order_id == cmd.order_id))
-    ).first()
+    existing = (await tx.session.execute(_reservation_status, {"order": cmd.order_id})).first()
     if existing is not None:
         return InventoryReservationFailed(
             order_id=cmd.order_id, reason=f"order already has a {existing.status} reservation"
         )
     # Lock in SKU order so concurrent reservations never deadlock.
-    rows = (
-        await tx.session.execute(
-            select(product.c.sku, product.c.on_hand, product.c.reserved)
-            .where(product.c.sku.in_(sorted(wanted)))
-            .order_by(product.c.sku)
-            .with_for_update(),
-        )
-    ).all()
+    rows = (await tx.session.execute(_lock_stock, {"skus": sorted(wanted)})).all()
     stock = {r.sku: r.on_hand - r.reserved for r in rows}
     for sku, quantity in sorted(wanted.items()):
         if sku not in stock:
@@ -69,11 +73,8 @@ async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
                 order_id=cmd.order_id,
                 reason=f"not enough stock for {sku}: {stock[sku]} available, {quantity} wanted",
             )
-    for sku, quantity in sorted(wanted.items()):
-        await tx.session.execute(
-            update(product).where(product.c.sku == sku).values(reserved=product.c.reserved + quantity)
-        )
-    await tx.session.execute(insert(reservation).values(order_id=cmd.order_id, quantities=dict(wanted), status="live"))
+    await tx.session.execute(_reserve_stock, [{"b_sku": sku, "qty": n} for sku, n in sorted(wanted.items())])
+    await tx.session.execute(_reserve, {"order_id": cmd.order_id, "quantities": dict(wanted), "status": "live"})
     return InventoryReserved(order_id=cmd.order_id)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, select, text
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts import (
@@ -34,16 +34,26 @@ orders = Table(
 
 order = Participant("order", metadata=metadata)
 
+# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
+_create = insert(orders).on_conflict_do_nothing().returning(orders.c.order_id)
+_lock_status = select(orders.c.status).where(orders.c.order_id == bindparam("id")).with_for_update()
+_approve = (
+    orders.update().where(orders.c.order_id == bindparam("id")).values(status="approved", updated_at=text("now()"))
+)
+
 
 @order.handles(CreateOrder)
 async def create_order(tx: LocalTransaction, cmd: CreateOrder) -> Reply:
     if cmd.amount_cents > MAX_ORDER_CENTS:
         return OrderRejected(order_id=cmd.order_id, reason=f"order exceeds the maximum of {MAX_ORDER_CENTS} cents")
     inserted = await tx.session.execute(
-        insert(orders)
-        .values(order_id=cmd.order_id, customer_id=cmd.customer_id, amount_cents=cmd.amount_cents, status="created")
-        .on_conflict_do_nothing()
-        .returning(orders.c.order_id),
+        _create,
+        {
+            "order_id": cmd.order_id,
+            "customer_id": cmd.customer_id,
+            "amount_cents": cmd.amount_cents,
+            "status": "created",
+        },
     )
     if inserted.first() is None:
         status = (
@@ -66,13 +76,9 @@ async def cancel_order(tx: LocalTransaction, cmd: CancelOrder) -> Reply:
 
 @order.handles(ApproveOrder)
 async def approve_order(tx: LocalTransaction, cmd: ApproveOrder) -> Reply:
-    row = (
-        await tx.session.execute(select(orders.c.status).where(orders.c.order_id == cmd.order_id).with_for_update())
-    ).first()
+    row = (await tx.session.execute(_lock_status, {"id": cmd.order_id})).first()
     if row is None or row.status not in {"created", "approved"}:
         state = "missing" if row is None else row.status
         return CommandFailed(reason=f"order {cmd.order_id} cannot be approved ({state})", error_type="conflict")
-    await tx.session.execute(
-        orders.update().where(orders.c.order_id == cmd.order_id).values(status="approved", updated_at=text("now()")),
-    )
+    await tx.session.execute(_approve, {"id": cmd.order_id})
     return OrderApproved(order_id=cmd.order_id)

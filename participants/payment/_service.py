@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, func, select, text, update
+from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts import (
@@ -41,6 +41,16 @@ charge = Table(
 
 payment = Participant("payment", metadata=metadata)
 
+# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
+_credit_limit = (
+    select(customer.c.credit_limit_cents).where(customer.c.customer_id == bindparam("customer")).with_for_update()
+)
+_charge_status = select(charge.c.status).where(charge.c.order_id == bindparam("order"))
+_outstanding = select(func.coalesce(func.sum(charge.c.amount_cents), 0)).where(
+    (charge.c.customer_id == bindparam("customer")) & (charge.c.status == "charged")
+)
+_charge = insert(charge)
+
 
 class GatewayGlitches:
     """Injects retryable gateway failures at a configured rate (demo and chaos runs)."""
@@ -65,23 +75,13 @@ async def charge_payment(tx: LocalTransaction, cmd: ChargePayment) -> Reply:
         return PaymentDeclined(
             order_id=cmd.order_id, reason="payment gateway timed out", retryable=True, error_type="gateway-glitch"
         )
-    limit = (
-        await tx.session.execute(
-            select(customer.c.credit_limit_cents).where(customer.c.customer_id == cmd.customer_id).with_for_update(),
-        )
-    ).scalar_one_or_none()
+    limit = (await tx.session.execute(_credit_limit, {"customer": cmd.customer_id})).scalar_one_or_none()
     if limit is None:
         return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
-    existing = (await tx.session.execute(select(charge.c.status).where(charge.c.order_id == cmd.order_id))).first()
+    existing = (await tx.session.execute(_charge_status, {"order": cmd.order_id})).first()
     if existing is not None:
         return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {existing.status} charge")
-    outstanding = (
-        await tx.session.execute(
-            select(func.coalesce(func.sum(charge.c.amount_cents), 0)).where(
-                (charge.c.customer_id == cmd.customer_id) & (charge.c.status == "charged"),
-            ),
-        )
-    ).scalar_one()
+    outstanding = (await tx.session.execute(_outstanding, {"customer": cmd.customer_id})).scalar_one()
     if outstanding + cmd.amount_cents > limit:
         return PaymentDeclined(
             order_id=cmd.order_id,
@@ -89,13 +89,14 @@ async def charge_payment(tx: LocalTransaction, cmd: ChargePayment) -> Reply:
         )
     charge_id = str(uuid.uuid4())
     await tx.session.execute(
-        insert(charge).values(
-            order_id=cmd.order_id,
-            charge_id=charge_id,
-            customer_id=cmd.customer_id,
-            amount_cents=cmd.amount_cents,
-            status="charged",
-        ),
+        _charge,
+        {
+            "order_id": cmd.order_id,
+            "charge_id": charge_id,
+            "customer_id": cmd.customer_id,
+            "amount_cents": cmd.amount_cents,
+            "status": "charged",
+        },
     )
     return PaymentCharged(order_id=cmd.order_id, charge_id=charge_id)
 

@@ -24,6 +24,9 @@ shipment_table = Table(
 
 shipment = Participant("shipment", metadata=metadata)
 
+# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
+_schedule = insert(shipment_table).on_conflict_do_nothing().returning(shipment_table.c.order_id)
+
 
 def unserved(countries: str) -> frozenset[str]:
     return frozenset(c.strip().upper() for c in countries.split(",") if c.strip())
@@ -36,10 +39,7 @@ async def schedule(tx: LocalTransaction, cmd: ScheduleShipment) -> Reply:
         return ShipmentRejected(order_id=cmd.order_id, reason=f"we do not ship to {country}")
     shipment_id = str(uuid.uuid4())
     inserted = await tx.session.execute(
-        insert(shipment_table)
-        .values(order_id=cmd.order_id, shipment_id=shipment_id, country=country, status="scheduled")
-        .on_conflict_do_nothing()
-        .returning(shipment_table.c.order_id),
+        _schedule, {"order_id": cmd.order_id, "shipment_id": shipment_id, "country": country, "status": "scheduled"}
     )
     if inserted.first() is None:
         return ShipmentRejected(order_id=cmd.order_id, reason="order already has a shipment record")
