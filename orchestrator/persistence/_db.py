@@ -26,7 +26,8 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False) -> AsyncEngine:
+    """``generic_plans``: Postgres plans each prepared statement once instead of at every execution."""
     # No pre-ping: it cost a round trip per transaction. A connection that died since its last use fails
     # its first statement instead, which is a transient fault the caller retries on a fresh connection.
     return create_async_engine(
@@ -36,4 +37,5 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_recycle=300,
         json_serializer=json_text,
         json_deserializer=orjson.loads,
+        connect_args={"server_settings": {"plan_cache_mode": "force_generic_plan"} if generic_plans else {}},
     )
