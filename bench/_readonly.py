@@ -11,7 +11,8 @@ from orchestrator.persistence import asyncpg_dsn
 
 
 async def connect(database_url: str) -> Any:
-    return await asyncpg.connect(asyncpg_dsn(database_url))
+    # Custom plans: a generic plan made while the tables were small (a seq scan) would be kept as they grow.
+    return await asyncpg.connect(asyncpg_dsn(database_url), server_settings={"plan_cache_mode": "force_custom_plan"})
 
 
 async def fetch(conn: Any, sql: str, *args: object) -> list[Any]:

@@ -47,8 +47,6 @@ class ServiceSpec:
     make_processor: Callable[[AsyncEngine, Publish], BatchProcessor]
     bare_json_topics: frozenset[str] = frozenset()
     background: BackgroundTasks = field(default=lambda _db: ())
-    # Plan each prepared statement once: right for a service whose statements are the same few on every batch.
-    generic_plans: bool = False
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
@@ -63,7 +61,7 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
     stop = stop or asyncio.Event()
     _install_signal_handlers(stop)
     telemetry.setup(spec.name, settings)  # OTLP / Prometheus when configured; otherwise nothing at all
-    db = create_engine(settings.database_url, pool_size=settings.db_pool_size, generic_plans=spec.generic_plans)
+    db = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     producer = make_producer(settings)
     await backoff_forever(producer.start, what="producer start")
     await ensure_topics(settings)

@@ -52,8 +52,6 @@ def orchestrator_spec(settings: Settings) -> ServiceSpec:
         bare_json_topics=frozenset({topics.start}),
         make_processor=parts.processor,
         background=parts.background,
-        # Its hot statements are a handful of CTEs over array parameters, re-planned at every execution otherwise.
-        generic_plans=True,
     )
 
 
