@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -25,6 +27,17 @@ from orchestrator.transient import backoff_forever
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Row:
+    """An outbox row as the relay reads it, from memory; ``created_at`` (the commit) times the relay delay."""
+
+    topic: str
+    key: str | None
+    headers: Mapping[str, str]
+    payload: Mapping[str, Any]
+    created_at: datetime
+
+
 class InlinePublisher:
     """``publish`` queues a committed transaction's rows; one task sends them in commit order (whatever
     queued while a round was in flight goes out together in the next), another deletes published rows a
@@ -37,7 +50,7 @@ class InlinePublisher:
         self._table = table
         self._producer = producer
         self._delete_interval_s = delete_interval_s
-        self._queued: list[Written] = []
+        self._queued: list[tuple[Written, datetime]] = []
         self._queued_event = asyncio.Event()
         self._published_ids: list[int] = []
         self._published_event = asyncio.Event()
@@ -45,12 +58,12 @@ class InlinePublisher:
 
     def publish(self, written: Written) -> None:
         if written.ids:
-            self._queued.append(written)
+            self._queued.append((written, datetime.now(UTC)))
             self._queued_event.set()
 
     def pending_ids(self) -> list[int]:
         """Rows this publisher has queued or sent and not yet deleted: the relay leaves them alone."""
-        return [row_id for written in self._queued for row_id in written.ids] + self._published_ids
+        return [row_id for written, _ in self._queued for row_id in written.ids] + self._published_ids
 
     async def run(self) -> None:
         deleter = asyncio.create_task(self._delete_forever(), name="outbox-delete")
@@ -73,14 +86,18 @@ class InlinePublisher:
         batch, self._queued = self._queued, []
         if not batch:
             return
-        records = [record for written in batch for record in written.records]
+        rows = [
+            _Row(r.topic, r.key, r.headers, r.payload, created_at=committed)
+            for written, committed in batch
+            for r in written.records
+        ]
         try:
-            await send_rows(self._producer, records)
-        except Exception as exc:
-            log.warning("publishing %d outbox rows failed (%r); the relay will send them", len(records), exc)
+            await send_rows(self._producer, rows)
+        except Exception as exc:  # the rows stay in the outbox for the relay
+            log.warning("publishing %d outbox rows failed (%r); the relay will send them", len(rows), exc)
             return
-        self.published += len(records)
-        self._published_ids += [row_id for written in batch for row_id in written.ids]
+        self.published += len(rows)
+        self._published_ids += [row_id for written, _ in batch for row_id in written.ids]
         self._published_event.set()
 
     async def _delete_forever(self) -> None:

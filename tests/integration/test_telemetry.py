@@ -360,7 +360,11 @@ async def test_prometheus_endpoints_count_a_known_run(traced: Traced) -> None:
         assert after[("sagaline_relay_lag_seconds", (("outbox", "sagaline"),))] == 0
         # Replies each participant's relay published: order 2 per saga, inventory 1 per saga plus releases.
         replies = ("sagaline_outbox_published_total", (("topic", traced.topics.replies),))
-        assert delta("order", scrape(ports["order"]), replies) == 12
+        order_after = scrape(ports["order"])
+        assert delta("order", order_after, replies) == 12
+        # Published from memory after the commit, and still timed from the commit.
+        delay = ("sagaline_relay_delay_seconds_count", (("topic", traced.topics.replies),))
+        assert delta("order", order_after, delay) == 12
         assert delta("inventory", scrape(ports["inventory"]), replies) == 6 + 2
         shipment_after = scrape(ports["shipment"])  # restarted above: counts since then
         assert shipment_after[("sagaline_inbox_duplicates_total", (("consumer", "shipment"),))] == 1
