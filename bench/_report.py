@@ -13,7 +13,7 @@ import psutil
 
 from bench._harness import Measured, Options
 from bench._summary import MeasuredRun, median_of, workload
-from orchestrator.launch._report import write_latency_plot
+from orchestrator.launch._artifacts import write_latency_plot
 
 
 def machine() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from bench import _report
 from bench._console import render
 from bench._harness import Options, measure
 from bench._stack import configured_stack, infrastructure
-from orchestrator.launch._report import save_logs
+from orchestrator.launch._artifacts import save_logs
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:

@@ -20,17 +20,9 @@ from orchestrator.cli._common import print_json
 from orchestrator.definition import to_mermaid
 from orchestrator.launch import RELAY, SERVICES, Stack
 from orchestrator.launch import Progress as SagaProgress
+from orchestrator.launch._artifacts import saga_path_mermaid, save_logs, write_latency_plot, write_summary
 from orchestrator.launch._chaos_demo import chaos_sender
-from orchestrator.launch._report import (
-    BatchResult,
-    Sender,
-    local_stack,
-    run_batch,
-    saga_path_mermaid,
-    save_logs,
-    write_latency_plot,
-    write_summary,
-)
+from orchestrator.launch._report import BatchResult, Sender, local_stack, run_batch
 from orchestrator.sagas import ORDER_FULFILLMENT
 
 DIAGRAM, PATH_DIAGRAM, SUMMARY, PLOT, LOGS = (
