@@ -42,6 +42,7 @@ async def run_relay(settings: Settings, service: str) -> None:
         dsn=asyncpg_dsn(settings.database_url),
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
+        grace_s=settings.relay_grace_s,
     )
     task = asyncio.create_task(relay.run())
     print(f"sagaline {service}-relay ready", flush=True)
