@@ -9,7 +9,7 @@ from orchestrator.messaging._codec import (
     decode,
     encode_body,
 )
-from orchestrator.messaging._consumer import BatchProcessor, Consumer, Processor, Rejected, record_ref, subscribe
+from orchestrator.messaging._consumer import BatchProcessor, Consumer, Rejected, record_ref, subscribe
 from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, describe_dead_letter, dlq_headers
 from orchestrator.messaging._driver import Params, driver_connection, json_text
 from orchestrator.messaging._inline import InlinePublisher
@@ -22,15 +22,13 @@ from orchestrator.messaging._store import (
     Publish,
     StoredReply,
     Written,
-    claim_inbox,
     claim_inbox_many,
+    inbox_claim,
     notify_channel,
     outbox_insert,
     release_inbox,
     store_replies,
-    store_reply,
     stored_replies,
-    stored_reply,
     write_outbox,
 )
 
@@ -46,14 +44,12 @@ __all__ = [
     "OutboxRecord",
     "OutboxRelay",
     "Params",
-    "Processor",
     "Publish",
     "RecordRef",
     "Rejected",
     "StoredReply",
     "Written",
     "body_bytes",
-    "claim_inbox",
     "claim_inbox_many",
     "consumer_options",
     "decode",
@@ -63,6 +59,7 @@ __all__ = [
     "encode_body",
     "ensure_topics",
     "guard_topics",
+    "inbox_claim",
     "json_text",
     "make_broker",
     "make_producer",
@@ -73,9 +70,7 @@ __all__ = [
     "release_inbox",
     "rewind_if_past_end",
     "store_replies",
-    "store_reply",
     "stored_replies",
-    "stored_reply",
     "subscribe",
     "watch_positions",
     "write_outbox",

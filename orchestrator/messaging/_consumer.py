@@ -31,7 +31,6 @@ class Rejected(Exception):  # noqa: N818 - reads as "the message was rejected"
         self.detail = detail
 
 
-Processor = Callable[[Incoming], Awaitable[None]]
 # Handles a batch in one transaction, in order; returns, message by message, None or why it was rejected.
 # A rejected message must leave nothing behind (its inbox claim included): it goes to the DLQ instead.
 BatchProcessor = Callable[[Sequence[Incoming]], Awaitable[Sequence[Rejected | None]]]
@@ -71,9 +70,6 @@ class Consumer:
         self._processor = processor
         self._dead_letters = dead_letters
         self._bare_json_topics = bare_json_topics
-
-    async def handle(self, record: RecordRef) -> None:
-        await self.handle_batch([record])
 
     async def handle_batch(self, records: Sequence[RecordRef]) -> None:
         """Decode every record, process the decodable ones in one call (records of one saga stay in order),

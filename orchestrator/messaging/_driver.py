@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from orchestrator.persistence._db import json_text as _json
 
 
 async def driver_connection(executor: AsyncSession | AsyncConnection) -> Any:
@@ -37,4 +38,4 @@ class Params:
 
 def json_text(value: Mapping[str, Any] | Iterable[Any] | None) -> str | None:
     """JSON for a ``jsonb`` column sent as text (the statement casts it)."""
-    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return None if value is None else _json(value)

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import ARRAY, Table, Text, any_, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from orchestrator import telemetry
 from orchestrator.messaging._driver import Params, driver_connection, json_text
 
 Executor = AsyncSession | AsyncConnection
@@ -75,12 +74,14 @@ async def write_outbox(
     return Written(ids=tuple(row["id"] for row in rows), records=tuple(records))
 
 
-async def claim_inbox(executor: Executor, table: Table, consumer: str, message_id: str) -> bool:
-    """True the first time a message id is seen by this consumer; the primary key makes it race-free."""
-    claimed = message_id in await claim_inbox_many(executor, table, consumer, [message_id])
-    if not claimed:
-        telemetry.inbox_duplicate(consumer)
-    return claimed
+def inbox_claim(table: Table, consumer: str, message_ids: Collection[str], *, params: Params) -> str:
+    """``INSERT … RETURNING message_id`` of the ids this consumer sees for the first time (for a CTE too); the
+    primary key makes it race-free."""
+    return (
+        f"INSERT INTO {table.fullname} (consumer, message_id) "
+        f"SELECT {params.add(consumer, 'text')}, unnest({params.add(list(message_ids), 'text[]')}) "
+        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id"
+    )
 
 
 async def claim_inbox_many(executor: Executor, table: Table, consumer: str, message_ids: Collection[str]) -> set[str]:
@@ -89,12 +90,9 @@ async def claim_inbox_many(executor: Executor, table: Table, consumer: str, mess
     reports duplicates (``telemetry.inbox_duplicate``) as it meets them."""
     if not message_ids:
         return set()
-    rows = await (await driver_connection(executor)).fetch(
-        f"INSERT INTO {table.fullname} (consumer, message_id) SELECT $1::text, unnest($2::text[]) "
-        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
-        consumer,
-        list(message_ids),
-    )
+    params = Params()
+    sql = inbox_claim(table, consumer, message_ids, params=params)
+    rows = await (await driver_connection(executor)).fetch(sql, *params.values)
     return {row["message_id"] for row in rows}
 
 
@@ -105,10 +103,6 @@ async def release_inbox(executor: Executor, table: Table, consumer: str, message
             delete(table).where((table.c.consumer == consumer) & (table.c.message_id == any_(_ids()))),
             {"ids": list(message_ids)},
         )
-
-
-async def store_reply(executor: Executor, table: Table, consumer: str, message_id: str, reply: StoredReply) -> None:
-    await store_replies(executor, table, consumer, [(message_id, reply)])
 
 
 async def store_replies(
@@ -126,10 +120,6 @@ async def store_replies(
             [json_text(reply.headers) for _, reply in stored],
             [json_text(reply.payload) for _, reply in stored],
         )
-
-
-async def stored_reply(executor: Executor, table: Table, consumer: str, message_id: str) -> StoredReply | None:
-    return (await stored_replies(executor, table, consumer, [message_id])).get(message_id)
 
 
 async def stored_replies(

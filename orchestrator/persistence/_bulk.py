@@ -3,16 +3,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Text, any_, bindparam, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator.definition import HistoryEntry, SagaState, SagaStatus
-from orchestrator.messaging import OutboxRecord, Params, Written, driver_connection, json_text, outbox_insert
+from orchestrator.messaging import (
+    OutboxRecord,
+    Params,
+    Written,
+    driver_connection,
+    inbox_claim,
+    json_text,
+    outbox_insert,
+)
 from orchestrator.persistence._sagas import saga_columns, state_from_row
 from orchestrator.persistence._tables import inbox, outbox, saga_event, saga_instance
 
@@ -38,9 +47,14 @@ def _ids() -> Any:
     return bindparam("ids", type_=ARRAY(Text))
 
 
-async def lock_sagas(
-    conn: AsyncConnection, saga_ids: Collection[str]
-) -> dict[str, tuple[SagaState, dict[str, str] | None]]:
+Locked = dict[str, tuple[SagaState, dict[str, str] | None]]
+
+
+def _locked(rows: Iterable[Mapping[str, Any] | RowMapping]) -> Locked:
+    return {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows}
+
+
+async def lock_sagas(conn: AsyncConnection, saga_ids: Collection[str]) -> Locked:
     """``SELECT … FOR UPDATE`` of every known saga among ``saga_ids``, locked in id order so that two
     batches locking overlapping sagas never deadlock."""
     if not saga_ids:
@@ -54,10 +68,7 @@ async def lock_sagas(
             {"ids": sorted(saga_ids)},
         )
     ).mappings()
-    return {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows}
-
-
-Locked = dict[str, tuple[SagaState, dict[str, str] | None]]
+    return _locked(rows)
 
 
 async def claim_and_lock(
@@ -65,17 +76,16 @@ async def claim_and_lock(
 ) -> tuple[set[str], Locked]:
     """In one statement: the inbox claims of ``message_ids`` (the ids seen for the first time) and
     ``lock_sagas`` of ``saga_ids``."""
-    row_sql = (
-        f"WITH claimed AS (INSERT INTO {inbox.fullname} (consumer, message_id) SELECT $1::text, unnest($2::text[]) "
-        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id), "
-        f"locked AS (SELECT * FROM {saga_instance.fullname} WHERE id = ANY($3::text[]) ORDER BY id FOR UPDATE) "
+    params = Params()
+    sql = (
+        f"WITH claimed AS ({inbox_claim(inbox, consumer, message_ids, params=params)}), "
+        f"locked AS (SELECT * FROM {saga_instance.fullname} WHERE id = ANY({params.add(sorted(saga_ids), 'text[]')}) "
+        "ORDER BY id FOR UPDATE) "
         "SELECT ARRAY(SELECT message_id FROM claimed) AS claimed_ids, locked.* FROM (SELECT 1) AS one "
         "LEFT JOIN locked ON true"
     )
-    driver = await driver_connection(conn)
-    rows = await driver.fetch(row_sql, consumer, list(message_ids), sorted(saga_ids))
-    locked = {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows if row["id"] is not None}
-    return set(rows[0]["claimed_ids"]), locked
+    rows = await (await driver_connection(conn)).fetch(sql, *params.values)
+    return set(rows[0]["claimed_ids"]), _locked(row for row in rows if row["id"] is not None)
 
 
 @dataclass(frozen=True)

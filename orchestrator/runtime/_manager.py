@@ -74,11 +74,6 @@ class SagaManager:
         self._publish = publish
         self._clock = clock
 
-    async def process(self, incoming: Incoming) -> None:
-        (outcome,) = await self.process_batch([incoming])
-        if outcome is not None:
-            raise outcome
-
     async def process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
         """Start commands and replies, in order; returns None or the rejection, input by input."""
         while True:

@@ -115,11 +115,6 @@ class CommandProcessor:
         self._settings = settings
         self._publish = publish
 
-    async def process(self, incoming: Incoming) -> None:
-        (outcome,) = await self.process_batch([incoming])
-        if outcome is not None:
-            raise outcome
-
     async def process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
         outcomes: list[Rejected | None] = [None] * len(batch)
         accepted: list[tuple[Incoming, Handler[Any], Command]] = []
