@@ -35,8 +35,8 @@ def ready_marker(service: str) -> bytes:
 
 def embedded_broker_env() -> dict[str, str]:
     """Consumer timings for the embedded broker (it holds joins for half the session timeout and
-    never wakes a waiting fetch)."""
-    return {
+    never wakes a waiting fetch). A value the environment sets wins."""
+    defaults = {
         "SAGALINE_FETCH_MAX_WAIT_MS": "10",
         "SAGALINE_SESSION_TIMEOUT_MS": "3000",
         "SAGALINE_HEARTBEAT_INTERVAL_MS": "1000",
@@ -44,6 +44,7 @@ def embedded_broker_env() -> dict[str, str]:
         # create it (after a restart): creating ours with 4 too keeps every client's partition count right.
         "SAGALINE_TOPIC_PARTITIONS": "4",
     }
+    return {name: os.environ.get(name, value) for name, value in defaults.items()}
 
 
 @dataclass

@@ -96,6 +96,44 @@ async def claim_inbox_many(executor: Executor, table: Table, consumer: str, mess
     return {row["message_id"] for row in rows}
 
 
+def _answered_claim(table: Table, consumer: str, replies: Sequence[tuple[str, StoredReply]], *, params: Params) -> str:
+    """``INSERT … RETURNING message_id`` claiming ids together with their definitive replies (for a CTE); an id
+    claimed before (or by a transaction committing first) is left out."""
+    return (
+        f"INSERT INTO {table.fullname} (consumer, message_id, reply_topic, reply_headers, reply_payload) "  # noqa: S608
+        f"SELECT {params.add(consumer, 'text')}, r.message_id, r.topic, r.headers::jsonb, r.payload::jsonb "
+        f"FROM unnest({params.add([message_id for message_id, _ in replies], 'text[]')}, "
+        f"{params.add([reply.topic for _, reply in replies], 'text[]')}, "
+        f"{params.add([json_text(reply.headers) for _, reply in replies], 'text[]')}, "
+        f"{params.add([json_text(reply.payload) for _, reply in replies], 'text[]')}"
+        ") AS r(message_id, topic, headers, payload) "
+        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id"
+    )
+
+
+async def claim_answered(
+    executor: Executor,
+    inbox: Table,
+    outbox: Table,
+    consumer: str,
+    replies: Sequence[tuple[str, StoredReply]],
+    records: Sequence[OutboxRecord],
+    *,
+    inline: bool,
+) -> tuple[int, Written]:
+    """Claim messages already handled, store their replies and insert the outbox rows, in one statement.
+    Returns how many ids were claimed: fewer than given means some were duplicates, and the transaction
+    must not commit."""
+    params = Params()
+    parts = [f"claimed AS ({_answered_claim(inbox, consumer, replies, params=params)})"]
+    if records:
+        parts.append(f"written AS ({outbox_insert(outbox, records, inline=inline, params=params)})")
+    ids = "array(SELECT id FROM written)" if records else "'{}'::bigint[]"
+    sql = f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM claimed) AS claimed, {ids} AS ids"  # noqa: S608
+    row = await (await driver_connection(executor)).fetchrow(sql, *params.values)
+    return int(row["claimed"]), Written(ids=tuple(row["ids"]), records=tuple(records))
+
+
 async def release_inbox(executor: Executor, table: Table, consumer: str, message_ids: Collection[str]) -> None:
     """Give claims back, so the message can be processed again (a rejected or retryable message)."""
     if message_ids:

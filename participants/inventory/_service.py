@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, Text, bindparam, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from contracts import (
@@ -40,16 +54,33 @@ inventory = Participant("inventory", metadata=metadata)
 
 # Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
 _reservation_status = select(reservation.c.status).where(reservation.c.order_id == bindparam("order"))
+# One round trip locks the stock rows (in SKU order, so concurrent reservations never deadlock) and reads
+# whether the order already has a reservation; the primary key refuses a concurrent second one.
 _lock_stock = (
-    select(product.c.sku, product.c.on_hand, product.c.reserved)
-    .where(product.c.sku.in_(bindparam("skus", expanding=True)))
+    select(
+        product.c.sku,
+        product.c.on_hand,
+        product.c.reserved,
+        _reservation_status.scalar_subquery().label("existing"),
+    )
+    .where(product.c.sku == any_(bindparam("skus", type_=ARRAY(Text))))
     .order_by(product.c.sku)
-    .with_for_update()
+    .with_for_update(of=product)
 )
-_reserve_stock = (
-    update(product).where(product.c.sku == bindparam("b_sku")).values(reserved=product.c.reserved + bindparam("qty"))
+# And one more takes the stock and records the reservation.
+_wanted = (
+    func.unnest(bindparam("skus", type_=ARRAY(Text)), bindparam("counts", type_=ARRAY(Integer)))
+    .table_valued("sku", "quantity")
+    .render_derived(with_types=False)
+    .alias("wanted")
 )
-_reserve = insert(reservation)
+_take_stock = (
+    update(product)
+    .where(product.c.sku == _wanted.c.sku)
+    .values(reserved=product.c.reserved + _wanted.c.quantity)
+    .cte("take_stock")
+)
+_reserve = insert(reservation).add_cte(_take_stock)
 
 
 @inventory.handles(ReserveInventory)
@@ -57,13 +88,14 @@ async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
     wanted: dict[str, int] = defaultdict(int)
     for item in cmd.items:
         wanted[item.sku] += item.quantity
-    existing = (await tx.session.execute(_reservation_status, {"order": cmd.order_id})).first()
+    rows = (await tx.session.execute(_lock_stock, {"order": cmd.order_id, "skus": sorted(wanted)})).all()
+    existing = (
+        rows[0].existing
+        if rows
+        else (await tx.session.execute(_reservation_status, {"order": cmd.order_id})).scalar_one_or_none()
+    )
     if existing is not None:
-        return InventoryReservationFailed(
-            order_id=cmd.order_id, reason=f"order already has a {existing.status} reservation"
-        )
-    # Lock in SKU order so concurrent reservations never deadlock.
-    rows = (await tx.session.execute(_lock_stock, {"skus": sorted(wanted)})).all()
+        return InventoryReservationFailed(order_id=cmd.order_id, reason=f"order already has a {existing} reservation")
     stock = {r.sku: r.on_hand - r.reserved for r in rows}
     for sku, quantity in sorted(wanted.items()):
         if sku not in stock:
@@ -73,8 +105,16 @@ async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
                 order_id=cmd.order_id,
                 reason=f"not enough stock for {sku}: {stock[sku]} available, {quantity} wanted",
             )
-    await tx.session.execute(_reserve_stock, [{"b_sku": sku, "qty": n} for sku, n in sorted(wanted.items())])
-    await tx.session.execute(_reserve, {"order_id": cmd.order_id, "quantities": dict(wanted), "status": "live"})
+    await tx.session.execute(
+        _reserve,
+        {
+            "skus": list(wanted),
+            "counts": list(wanted.values()),
+            "order_id": cmd.order_id,
+            "quantities": dict(wanted),
+            "status": "live",
+        },
+    )
     return InventoryReserved(order_id=cmd.order_id)
 
 

@@ -22,6 +22,7 @@ from orchestrator.messaging import (
     Rejected,
     StoredReply,
     Written,
+    claim_answered,
     claim_inbox_many,
     encode_body,
     release_inbox,
@@ -56,6 +57,10 @@ Handler = Callable[[LocalTransaction, C], Awaitable[Reply]]
 class _UndoBatch(Exception):  # noqa: N818 - control flow, never escapes the kit
     """A handler refused or broke: its effects leave with the transaction, and the batch runs again with
     that handler's reply remembered instead of the handler."""
+
+
+class _Duplicates(_UndoBatch):
+    """A batch handled as new met messages claimed before: it runs again, claiming first."""
 
 
 class Participant:
@@ -105,7 +110,11 @@ class CommandProcessor:
     transaction is rolled back and the batch runs again with that command's reply remembered, so the handler
     is not run twice for it (the others of the batch are). A duplicate is answered with the stored reply, never
     re-executed. Retryable failures are not stored (their inbox claim is given back), so a retry of the same
-    message id runs the handler again."""
+    message id runs the handler again.
+
+    Duplicates are rare (redeliveries after a crash or a rebalance), so a batch is first handled as if all of
+    it were new and claimed at the end, with its replies and outbox rows, in one statement; a claim that fails
+    undoes the batch, and it runs again claiming first, as do the batches after it until one has no duplicate."""
 
     def __init__(
         self, participant: Participant, db: AsyncEngine, settings: Settings, *, publish: Publish | None
@@ -114,6 +123,7 @@ class CommandProcessor:
         self._sessions = async_sessionmaker(db, expire_on_commit=False)
         self._settings = settings
         self._publish = publish
+        self._expect_duplicates = False
 
     async def process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
         outcomes: list[Rejected | None] = [None] * len(batch)
@@ -125,13 +135,23 @@ class CommandProcessor:
                 outcomes[index] = exc
         if accepted:
             failed: dict[int, Reply] = {}  # position in ``accepted`` → the failure reply its handler gave
+            ids = [incoming.envelope.message_id for incoming, _, _ in accepted]
+            claim_first = self._expect_duplicates or len(set(ids)) < len(ids)
+            inline = self._publish is not None
             while True:
                 try:
                     async with self._sessions() as session, session.begin():
-                        written = await _Batch(self, session, failed).run(accepted, inline=self._publish is not None)
+                        work = _Batch(self, session, failed)
+                        if claim_first:
+                            written = await work.run(accepted, inline=inline)
+                            self._expect_duplicates = work.duplicates > 0
+                        else:
+                            written = await work.run_as_new(accepted, inline=inline)
                     break
+                except _Duplicates:
+                    self._expect_duplicates = claim_first = True
                 except _UndoBatch:
-                    continue
+                    claim_first = True  # the rerun knows the failed replies by position, duplicates or not
             if self._publish is not None:
                 self._publish(written)
         return outcomes
@@ -196,6 +216,27 @@ class _Batch:
         self._to_store: dict[str, StoredReply] = {}
         self._to_release: set[str] = set()
         self._records: list[OutboxRecord] = []
+        self.duplicates = 0
+
+    async def run_as_new(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]], *, inline: bool) -> Written:
+        """Every command handled as if first seen; the claims are made at the end, with the replies and the
+        outbox rows (sorted, so two transactions claiming the same ids wait rather than deadlock)."""
+        p = self._p
+        for position, (incoming, handler, command) in enumerate(accepted):
+            with telemetry.handling(incoming.span):
+                with telemetry.local_transaction(p.name, incoming):
+                    reply = await self._proc._run_handler(self._session, incoming.envelope, handler, command)  # noqa: SLF001
+                if isinstance(reply, FailureReply):
+                    self._failed[position] = reply
+                    raise _UndoBatch
+                self._answer(incoming, reply)
+        answered = sorted(self._to_store.items(), key=lambda item: item[0])
+        claimed, written = await claim_answered(
+            self._session, p.inbox, p.outbox, p.name, answered, self._records, inline=inline
+        )
+        if claimed < len(answered):
+            raise _Duplicates
+        return written
 
     async def run(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]], *, inline: bool) -> Written:
         p, session = self._p, self._session
@@ -226,6 +267,7 @@ class _Batch:
         elif message_id in self._to_release:  # an earlier copy in this batch failed retryably: run it again
             self._to_release.discard(message_id)
         else:
+            self.duplicates += 1
             self._answer_duplicate(incoming)
             return False
         return True

@@ -36,9 +36,13 @@ order = Participant("order", metadata=metadata)
 
 # Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
 _create = insert(orders).on_conflict_do_nothing().returning(orders.c.order_id)
-_lock_status = select(orders.c.status).where(orders.c.order_id == bindparam("id")).with_for_update()
+_status = select(orders.c.status).where(orders.c.order_id == bindparam("id"))
+APPROVABLE = ("created", "approved")
 _approve = (
-    orders.update().where(orders.c.order_id == bindparam("id")).values(status="approved", updated_at=text("now()"))
+    orders.update()
+    .where((orders.c.order_id == bindparam("id")) & orders.c.status.in_(APPROVABLE))
+    .values(status="approved", updated_at=text("now()"))
+    .returning(orders.c.order_id)
 )
 
 
@@ -56,9 +60,7 @@ async def create_order(tx: LocalTransaction, cmd: CreateOrder) -> Reply:
         },
     )
     if inserted.first() is None:
-        status = (
-            await tx.session.execute(select(orders.c.status).where(orders.c.order_id == cmd.order_id))
-        ).scalar_one()
+        status = (await tx.session.execute(_status, {"id": cmd.order_id})).scalar_one()
         return CommandFailed(reason=f"order {cmd.order_id} already exists ({status})", error_type="conflict")
     return OrderCreated(order_id=cmd.order_id)
 
@@ -76,9 +78,8 @@ async def cancel_order(tx: LocalTransaction, cmd: CancelOrder) -> Reply:
 
 @order.handles(ApproveOrder)
 async def approve_order(tx: LocalTransaction, cmd: ApproveOrder) -> Reply:
-    row = (await tx.session.execute(_lock_status, {"id": cmd.order_id})).first()
-    if row is None or row.status not in {"created", "approved"}:
-        state = "missing" if row is None else row.status
+    # One round trip in the common case: the update's own condition is the check (and its row lock).
+    if (await tx.session.execute(_approve, {"id": cmd.order_id})).first() is None:
+        state = (await tx.session.execute(_status, {"id": cmd.order_id})).scalar_one_or_none() or "missing"
         return CommandFailed(reason=f"order {cmd.order_id} cannot be approved ({state})", error_type="conflict")
-    await tx.session.execute(_approve, {"id": cmd.order_id})
     return OrderApproved(order_id=cmd.order_id)

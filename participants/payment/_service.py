@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, bindparam, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts import (
@@ -42,14 +42,36 @@ charge = Table(
 payment = Participant("payment", metadata=metadata)
 
 # Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
-_credit_limit = (
-    select(customer.c.credit_limit_cents).where(customer.c.customer_id == bindparam("customer")).with_for_update()
-)
 _charge_status = select(charge.c.status).where(charge.c.order_id == bindparam("order"))
+# Locking the customer serialises a customer's charges; the order's charge comes back in the same round trip
+# (the primary key refuses a concurrent second one).
+_lock_customer = (
+    select(customer.c.credit_limit_cents, _charge_status.scalar_subquery().label("existing"))
+    .where(customer.c.customer_id == bindparam("customer"))
+    .with_for_update(of=customer)
+)
+# A statement after the lock sees every charge committed before it, so the sum is the customer's outstanding.
 _outstanding = select(func.coalesce(func.sum(charge.c.amount_cents), 0)).where(
     (charge.c.customer_id == bindparam("customer")) & (charge.c.status == "charged")
 )
-_charge = insert(charge)
+# The limit check and the charge in one round trip: a row is inserted only when the charge fits.
+_charge_within_limit = (
+    insert(charge)
+    .from_select(
+        ["order_id", "charge_id", "customer_id", "amount_cents", "status"],
+        select(
+            bindparam("order", type_=Text),
+            bindparam("charge", type_=Text),
+            bindparam("customer", type_=Text),
+            bindparam("amount", type_=BigInteger),
+            literal("charged", Text),
+        ).where(
+            _outstanding.scalar_subquery() + bindparam("amount", type_=BigInteger)
+            <= bindparam("limit", type_=BigInteger)
+        ),
+    )
+    .returning(charge.c.charge_id)
+)
 
 
 class GatewayGlitches:
@@ -75,29 +97,29 @@ async def charge_payment(tx: LocalTransaction, cmd: ChargePayment) -> Reply:
         return PaymentDeclined(
             order_id=cmd.order_id, reason="payment gateway timed out", retryable=True, error_type="gateway-glitch"
         )
-    limit = (await tx.session.execute(_credit_limit, {"customer": cmd.customer_id})).scalar_one_or_none()
-    if limit is None:
+    account = (await tx.session.execute(_lock_customer, {"customer": cmd.customer_id, "order": cmd.order_id})).first()
+    if account is None:
         return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
-    existing = (await tx.session.execute(_charge_status, {"order": cmd.order_id})).first()
-    if existing is not None:
-        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {existing.status} charge")
-    outstanding = (await tx.session.execute(_outstanding, {"customer": cmd.customer_id})).scalar_one()
-    if outstanding + cmd.amount_cents > limit:
+    if account.existing is not None:
+        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {account.existing} charge")
+    limit = account.credit_limit_cents
+    charged = await tx.session.execute(
+        _charge_within_limit,
+        {
+            "order": cmd.order_id,
+            "charge": str(uuid.uuid4()),
+            "customer": cmd.customer_id,
+            "amount": cmd.amount_cents,
+            "limit": limit,
+        },
+    )
+    charge_id = charged.scalar_one_or_none()
+    if charge_id is None:
+        outstanding = (await tx.session.execute(_outstanding, {"customer": cmd.customer_id})).scalar_one()
         return PaymentDeclined(
             order_id=cmd.order_id,
             reason=f"over the credit limit: {outstanding} + {cmd.amount_cents} > {limit} cents",
         )
-    charge_id = str(uuid.uuid4())
-    await tx.session.execute(
-        _charge,
-        {
-            "order_id": cmd.order_id,
-            "charge_id": charge_id,
-            "customer_id": cmd.customer_id,
-            "amount_cents": cmd.amount_cents,
-            "status": "charged",
-        },
-    )
     return PaymentCharged(order_id=cmd.order_id, charge_id=charge_id)
 
 

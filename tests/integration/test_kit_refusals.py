@@ -1,12 +1,15 @@
 """A participant's batch where handlers write and then refuse or raise, over real Postgres: what a refusing or
 broken handler wrote leaves with it, the other handlers' effects stay, every command gets its reply, and no
-handler runs twice for the same command's failure."""
+handler runs twice for the same command's failure. A batch is handled as new first and claimed at the end:
+a duplicate in it undoes that and the batch runs again claiming first, so a duplicate's effects never stay."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import Column, MetaData, Table, Text, func, select, text
@@ -17,14 +20,14 @@ from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, dec
 from orchestrator.migrate import upgrade
 from orchestrator.persistence import create_engine
 from orchestrator.settings import Settings
-from participants.kit import LocalTransaction, Participant
+from participants.kit import CommandProcessor, LocalTransaction, Participant
 
 pytestmark = pytest.mark.integration
 
 
 def _participant(schema: str) -> tuple[Participant, Table, Counter[str]]:
     metadata = MetaData(schema=schema)
-    note = Table("note", metadata, Column("order_id", Text, primary_key=True))
+    note = Table("note", metadata, Column("order_id", Text))  # one row per handler run that committed
     kit = Participant("kit", metadata=metadata)
     calls: Counter[str] = Counter()
 
@@ -41,8 +44,10 @@ def _participant(schema: str) -> tuple[Participant, Table, Counter[str]]:
     return kit, note, calls
 
 
-def _incoming(order_id: str, offset: int) -> Incoming:
-    envelope = Envelope(message_id=str(uuid.uuid4()), type="CreateOrder", saga_id=order_id, step="create_order")
+def _incoming(order_id: str, offset: int, message_id: str | None = None) -> Incoming:
+    envelope = Envelope(
+        message_id=message_id or str(uuid.uuid4()), type="CreateOrder", saga_id=order_id, step="create_order"
+    )
     record = RecordRef(
         topic="kit.commands",
         partition=0,
@@ -54,41 +59,74 @@ def _incoming(order_id: str, offset: int) -> Incoming:
     return decode(record, require_envelope=True)
 
 
-async def _create_tables(db: AsyncEngine, kit: Participant) -> None:
-    async with db.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {kit.schema}"))
-        await conn.run_sync(kit.metadata.create_all)
+@dataclass
+class KitRun:
+    kit: Participant
+    note: Table
+    calls: Counter[str]
+    db: AsyncEngine
+    processor: CommandProcessor
+    published: list[Written]
 
 
-async def test_refusing_and_raising_handlers_leave_nothing_and_the_rest_of_the_batch_stays(database_url: str) -> None:
+@pytest.fixture
+async def run(database_url: str) -> AsyncIterator[KitRun]:
+    """A participant of the test's own (a fresh schema) whose replies are collected instead of published."""
     await asyncio.to_thread(upgrade, database_url)
     kit, note, calls = _participant(f"kit_{uuid.uuid4().hex[:8]}")
     db = create_engine(database_url, pool_size=2)
     published: list[Written] = []
     try:
-        await _create_tables(db, kit)
+        async with db.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {kit.schema}"))
+            await conn.run_sync(kit.metadata.create_all)
         processor = kit.processor(db, Settings(database_url=database_url), publish=published.append)
-        ids = ["a", "b-refuse", "c", "d-boom", "e"]
-        outcomes = await processor.process_batch([_incoming(order_id, n) for n, order_id in enumerate(ids)])
-
-        assert outcomes == [None] * len(ids)
-        async with db.connect() as conn:
-            noted = set((await conn.execute(select(note.c.order_id))).scalars())
-            inbox = (await conn.execute(select(func.count()).select_from(kit.inbox))).scalar_one()
-        assert noted == {"a", "c", "e"}, "the refusal's and the crash's writes were rolled back"
-        assert calls["b-refuse"] == calls["d-boom"] == 1, "a failed handler is not run again"
-        assert inbox == 4, "the crash's retryable failure gives its claim back; the others are stored"
-        (written,) = published
-        replies = {r.headers["sagaline-saga-id"]: r.payload["type"] for r in written.records}
-        assert replies == {
-            "a": "OrderCreated",
-            "b-refuse": "OrderRejected",
-            "c": "OrderCreated",
-            "d-boom": "CommandFailed",
-            "e": "OrderCreated",
-        }
-        assert len(written.ids) == len(ids)
+        yield KitRun(kit=kit, note=note, calls=calls, db=db, processor=processor, published=published)
     finally:
         async with db.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA IF EXISTS {kit.schema} CASCADE"))
         await db.dispose()
+
+
+async def test_refusing_and_raising_handlers_leave_nothing_and_the_rest_of_the_batch_stays(run: KitRun) -> None:
+    ids = ["a", "b-refuse", "c", "d-boom", "e"]
+    outcomes = await run.processor.process_batch([_incoming(order_id, n) for n, order_id in enumerate(ids)])
+
+    assert outcomes == [None] * len(ids)
+    async with run.db.connect() as conn:
+        noted = set((await conn.execute(select(run.note.c.order_id))).scalars())
+        inbox = (await conn.execute(select(func.count()).select_from(run.kit.inbox))).scalar_one()
+    assert noted == {"a", "c", "e"}, "the refusal's and the crash's writes were rolled back"
+    assert run.calls["b-refuse"] == run.calls["d-boom"] == 1, "a failed handler is not run again"
+    assert inbox == 4, "the crash's retryable failure gives its claim back; the others are stored"
+    (written,) = run.published
+    replies = {r.headers["sagaline-saga-id"]: r.payload["type"] for r in written.records}
+    assert replies == {
+        "a": "OrderCreated",
+        "b-refuse": "OrderRejected",
+        "c": "OrderCreated",
+        "d-boom": "CommandFailed",
+        "e": "OrderCreated",
+    }
+    assert len(written.ids) == len(ids)
+
+
+async def test_a_duplicate_in_a_batch_handled_as_new_leaves_no_second_effect(run: KitRun) -> None:
+    first = _incoming("a", 0)
+    await run.processor.process_batch([first, _incoming("b", 1)])
+    redelivered = _incoming("a", 0, message_id=first.envelope.message_id)
+    outcomes = await run.processor.process_batch([redelivered, _incoming("c", 2)])
+    await run.processor.process_batch([_incoming("d", 3)])  # claims first: the batch before met a duplicate
+    await run.processor.process_batch([_incoming("e", 4)])  # handled as new again
+
+    assert outcomes == [None, None]
+    async with run.db.connect() as conn:
+        noted = Counter((await conn.execute(select(run.note.c.order_id))).scalars())
+    assert noted == Counter("abcde"), "the duplicate's second run was rolled back"
+    assert run.calls["a"] == 2, "the duplicate ran once more, in the pass that was undone"
+
+    def reply_ids(written: Written) -> dict[str, str]:
+        return {r.headers["sagaline-saga-id"]: r.headers["sagaline-message-id"] for r in written.records}
+
+    assert [sorted(reply_ids(w)) for w in run.published] == [["a", "b"], ["a", "c"], ["d"], ["e"]]
+    assert reply_ids(run.published[1])["a"] == reply_ids(run.published[0])["a"], "answered with the stored reply"
