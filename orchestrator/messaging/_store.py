@@ -6,16 +6,13 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, Text, any_, bindparam, delete, select
+from sqlalchemy import Table, any_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from orchestrator.messaging._driver import Params, driver_connection, json_text
+from orchestrator.persistence._db import text_ids
 
 Executor = AsyncSession | AsyncConnection
-
-
-def _ids() -> Any:
-    return bindparam("ids", type_=ARRAY(Text))
 
 
 def notify_channel(schema: str) -> str:
@@ -138,7 +135,7 @@ async def release_inbox(executor: Executor, table: Table, consumer: str, message
     """Give claims back, so the message can be processed again (a rejected or retryable message)."""
     if message_ids:
         await executor.execute(
-            delete(table).where((table.c.consumer == consumer) & (table.c.message_id == any_(_ids()))),
+            delete(table).where((table.c.consumer == consumer) & (table.c.message_id == any_(text_ids()))),
             {"ids": list(message_ids)},
         )
 
@@ -168,7 +165,7 @@ async def stored_replies(
         return {}
     rows = await executor.execute(
         select(table.c.message_id, table.c.reply_topic, table.c.reply_headers, table.c.reply_payload).where(
-            (table.c.consumer == consumer) & (table.c.message_id == any_(_ids())) & table.c.reply_topic.is_not(None)
+            (table.c.consumer == consumer) & (table.c.message_id == any_(text_ids())) & table.c.reply_topic.is_not(None)
         ),
         {"ids": list(message_ids)},
     )

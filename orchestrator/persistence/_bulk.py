@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, any_, bindparam, select
+from sqlalchemy import any_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,7 @@ from orchestrator.messaging import (
     json_text,
     outbox_insert,
 )
+from orchestrator.persistence._db import text_ids
 from orchestrator.persistence._sagas import saga_columns, state_from_row
 from orchestrator.persistence._tables import inbox, outbox, saga_event, saga_instance
 
@@ -43,10 +44,6 @@ class HistoryAppend:
     snapshot: Mapping[str, Any]
 
 
-def _ids() -> Any:
-    return bindparam("ids", type_=ARRAY(Text))
-
-
 Locked = dict[str, tuple[SagaState, dict[str, str] | None]]
 
 
@@ -62,7 +59,7 @@ async def lock_sagas(conn: AsyncConnection, saga_ids: Collection[str]) -> Locked
     rows = (
         await conn.execute(
             select(saga_instance)
-            .where(saga_instance.c.id == any_(_ids()))
+            .where(saga_instance.c.id == any_(text_ids()))
             .order_by(saga_instance.c.id)
             .with_for_update(),
             {"ids": sorted(saga_ids)},
