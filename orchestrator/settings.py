@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         ge=0,
         description="How often consumed offsets are committed; a crash redelivers at most this much.",
     )
+    producer_linger_ms: int = Field(
+        default=2,
+        ge=0,
+        description="How long a producer waits to put more records in one request: fewer, larger requests.",
+    )
     consumer_batch_size: int = Field(default=200, ge=1, description="Records fetched and handled per consumer batch.")
     topic_check_interval_s: float = Field(default=5.0, gt=0, description="How often services re-create missing topics.")
     max_message_bytes: int = Field(

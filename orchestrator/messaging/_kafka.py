@@ -56,7 +56,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_idempotence=False,
         acks="all",
-        linger_ms=2,
+        linger_ms=settings.producer_linger_ms,
         request_timeout_ms=15_000,
         max_request_size=FETCH_LIMIT_BYTES,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,

@@ -108,13 +108,14 @@ class CommandProcessor:
     """Executes a batch of commands in one transaction, in order. A handler that refuses (a failure reply) or
     raises must leave no effects: rather than a savepoint around every handler (two round trips each), the
     transaction is rolled back and the batch runs again with that command's reply remembered, so the handler
-    is not run twice for it (the others of the batch are). A duplicate is answered with the stored reply, never
-    re-executed. Retryable failures are not stored (their inbox claim is given back), so a retry of the same
-    message id runs the handler again.
+    is not run twice for it (the others of the batch are). A duplicate is answered with the stored reply, and
+    its effects never stay. Retryable failures are not stored (their inbox claim is given back), so a retry of
+    the same message id runs the handler again.
 
     Duplicates are rare (redeliveries after a crash or a rebalance), so a batch is first handled as if all of
     it were new and claimed at the end, with its replies and outbox rows, in one statement; a claim that fails
-    undoes the batch, and it runs again claiming first, as do the batches after it until one has no duplicate."""
+    undoes the batch (a duplicate's handler did run once more, in the pass rolled back), and it runs again
+    claiming first, as do the batches after it until one has no duplicate."""
 
     def __init__(
         self, participant: Participant, db: AsyncEngine, settings: Settings, *, publish: Publish | None
