@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         ge=0,
         description="How often consumed offsets are committed; a crash redelivers at most this much.",
     )
+    refetch_gaps: bool = Field(
+        default=False,
+        description="Re-fetch when a partition's offsets jump (on for the embedded broker, which can skip records).",
+    )
     producer_linger_ms: int = Field(
         default=2,
         ge=0,

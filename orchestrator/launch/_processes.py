@@ -40,6 +40,9 @@ def embedded_broker_env() -> dict[str, str]:
         "SAGALINE_FETCH_MAX_WAIT_MS": "10",
         "SAGALINE_SESSION_TIMEOUT_MS": "3000",
         "SAGALINE_HEARTBEAT_INTERVAL_MS": "1000",
+        # Concurrent producers to one partition can make it hand a following consumer records past ones not yet
+        # readable: re-fetch from the first offset not seen (orchestrator/messaging/_gaps.py).
+        "SAGALINE_REFETCH_GAPS": "true",
         # One partition: the embedded stack runs one instance of each service, and this broker's cost per
         # fetch grows with the partitions fetched (4 instead of 1: a third more broker CPU per saga, measured).
         # After a restart it may auto-create a topic with 4 partitions before we re-create it: writes to

@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from orchestrator import telemetry
 from orchestrator.messaging._codec import DecodeError, Incoming, RecordRef, decode
 from orchestrator.messaging._dlq import DeadLetters
+from orchestrator.messaging._gaps import GapGuard
 from orchestrator.messaging._kafka import consumer_options
 from orchestrator.messaging._offsets import OffsetCommitter
 from orchestrator.settings import Settings
@@ -168,11 +170,18 @@ def subscribe(
     )
 
     committer = OffsetCommitter(subscriber, interval_s=settings.offset_commit_interval_s)
+    gaps = GapGuard() if settings.refetch_gaps else None
 
     @subscriber  # type: ignore[untyped-decorator]
     async def _on_batch(raw: Any) -> None:
         records = [record_ref(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
-        await consumer.handle_batch(records)
-        committer.done(records)
+        if gaps is not None:
+            admitted = gaps.admit(records)
+            for (topic, partition), offset in admitted.seek.items():
+                subscriber.consumer.seek(TopicPartition(topic, partition), offset)
+            records = admitted.records
+        if records:
+            await consumer.handle_batch(records)
+            committer.done(records)
 
     return subscriber, committer
