@@ -106,3 +106,17 @@ def test_the_limits_report_postgres_commits_and_kafka_messages_per_second(root: 
         assert all(rate > 0 for rate in report["postgres"]["commits_per_s"][kind].values())
     for figure in ("produce_pipelined_per_s", "produce_one_at_a_time_per_s", "consume_per_s"):
         assert report["kafka"][figure] > 0
+
+
+def test_the_broker_growth_reports_cpu_per_produce_request_for_every_phase(root: Path) -> None:
+    report = run_json(
+        root,
+        *("bench/broker_growth.py", "--phases", "2", "--requests", "200", "--idle-seconds", "0.5"),
+        timeout_s=120,
+    )
+    assert report["harness"] == "broker_growth"
+    assert [phase["batches_held"] for phase in report["phases"]] == [200, 400]
+    for phase in report["phases"]:
+        assert phase["broker_cpu_ms_per_produce"] > 0
+        assert phase["produce_requests_per_s"] > 0
+        assert 0 <= phase["idle_fetch_broker_cpu_share"] < 2
