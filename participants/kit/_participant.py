@@ -225,12 +225,7 @@ class _Batch:
         p = self._p
         for position, (incoming, handler, command) in enumerate(accepted):
             with telemetry.handling(incoming.span):
-                with telemetry.local_transaction(p.name, incoming):
-                    reply = await self._proc._run_handler(self._session, incoming.envelope, handler, command)  # noqa: SLF001
-                if isinstance(reply, FailureReply):
-                    self._failed[position] = reply
-                    raise _UndoBatch
-                self._answer(incoming, reply)
+                await self._handle(position, incoming, handler, command)
         answered = sorted(self._to_store.items(), key=lambda item: item[0])
         claimed, written = await claim_answered(
             self._session, p.inbox, p.outbox, p.name, answered, self._records, inline=inline
@@ -246,19 +241,22 @@ class _Batch:
         self._stored = await stored_replies(session, p.inbox, p.name, set(ids) - self._claimed)
         for position, (incoming, handler, command) in enumerate(accepted):
             with telemetry.handling(incoming.span):
-                if not self._claim(incoming):
-                    continue
-                reply = self._failed.get(position)
-                if reply is None:
-                    with telemetry.local_transaction(p.name, incoming):
-                        reply = await self._proc._run_handler(session, incoming.envelope, handler, command)  # noqa: SLF001
-                    if isinstance(reply, FailureReply):
-                        self._failed[position] = reply
-                        raise _UndoBatch
-                self._answer(incoming, reply)
+                if self._claim(incoming):
+                    await self._handle(position, incoming, handler, command)
         await release_inbox(session, p.inbox, p.name, self._to_release)
         await store_replies(session, p.inbox, p.name, self._to_store.items())
         return await write_outbox(session, p.outbox, self._records, inline=inline)
+
+    async def _handle(self, position: int, incoming: Incoming, handler: Handler[Any], command: Command) -> None:
+        """Run the handler, unless an undone pass remembered its failure reply; a new failure undoes the batch."""
+        reply = self._failed.get(position)
+        if reply is None:
+            with telemetry.local_transaction(self._p.name, incoming):
+                reply = await self._proc._run_handler(self._session, incoming.envelope, handler, command)  # noqa: SLF001
+            if isinstance(reply, FailureReply):
+                self._failed[position] = reply
+                raise _UndoBatch
+        self._answer(incoming, reply)
 
     def _claim(self, incoming: Incoming) -> bool:
         """Whether the command is to be handled here; a duplicate is answered from its stored reply instead."""
