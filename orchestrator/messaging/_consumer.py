@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -150,6 +151,22 @@ async def _raw_records(message: Any, _original: Callable[[Any], Awaitable[Any]])
     return message.raw_message  # the handler decodes records itself, so bad ones reach the DLQ intact
 
 
+# How long one wait for records lasts before the consume loop looks at whether it should stop. Records that
+# arrive end the wait at once; this bounds only how long a stopping subscriber takes to notice.
+IDLE_WAIT_MS = 200
+
+
+def _hand_over_at_once(subscriber: Any, *, max_records: int) -> None:
+    """FastStream's batch subscriber sleeps its batch timeout after every empty fetch, and records that arrive
+    meanwhile wait that sleep out: up to one fetch wait more per hop. Wait for records instead, without sleeping."""
+
+    async def get_msg(consumer: Any) -> tuple[Any, ...]:
+        batches = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=max_records)
+        return tuple(itertools.chain.from_iterable(batches.values()))
+
+    subscriber.get_msg = get_msg
+
+
 def subscribe(
     broker: KafkaBroker, settings: Settings, *, topics: list[str], group: str, consumer: Consumer
 ) -> tuple[Any, OffsetCommitter]:
@@ -169,6 +186,7 @@ def subscribe(
         **consumer_options(settings),
     )
 
+    _hand_over_at_once(subscriber, max_records=settings.consumer_batch_size)
     committer = OffsetCommitter(subscriber, interval_s=settings.offset_commit_interval_s)
     gaps = GapGuard() if settings.refetch_gaps else None
 
