@@ -4,21 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import (
-    ARRAY,
-    CheckConstraint,
-    Column,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    any_,
-    bindparam,
-    func,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, Text, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from contracts import (
@@ -29,6 +15,7 @@ from contracts import (
     Reply,
     ReserveInventory,
 )
+from orchestrator.messaging import json_text
 from participants.kit import LocalTransaction, Participant
 
 SCHEMA = "inventory_svc"
@@ -52,35 +39,21 @@ reservation = Table(
 
 inventory = Participant("inventory", metadata=metadata)
 
-# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
-_reservation_status = select(reservation.c.status).where(reservation.c.order_id == bindparam("order"))
-# One round trip locks the stock rows (in SKU order, so concurrent reservations never deadlock) and reads
-# whether the order already has a reservation; the primary key refuses a concurrent second one.
-_lock_stock = (
-    select(
-        product.c.sku,
-        product.c.on_hand,
-        product.c.reserved,
-        _reservation_status.scalar_subquery().label("existing"),
-    )
-    .where(product.c.sku == any_(bindparam("skus", type_=ARRAY(Text))))
-    .order_by(product.c.sku)
-    .with_for_update(of=product)
-)
+# Hot statements as fixed SQL on the driver connection (``tx.sql``). One round trip locks the stock rows (in SKU
+# order, so concurrent reservations never deadlock) and reads whether the order already has a reservation; the
+# primary key refuses a concurrent second one.
+_LOCK_STOCK = f"""
+SELECT p.sku, p.on_hand, p.reserved,
+       (SELECT r.status FROM {SCHEMA}.reservation r WHERE r.order_id = $1::text) AS existing
+FROM {SCHEMA}.product p WHERE p.sku = ANY($2::text[]) ORDER BY p.sku FOR UPDATE OF p"""  # noqa: S608 - constant
+_RESERVATION_STATUS = f"SELECT status FROM {SCHEMA}.reservation WHERE order_id = $1::text"  # noqa: S608
 # And one more takes the stock and records the reservation.
-_wanted = (
-    func.unnest(bindparam("skus", type_=ARRAY(Text)), bindparam("counts", type_=ARRAY(Integer)))
-    .table_valued("sku", "quantity")
-    .render_derived(with_types=False)
-    .alias("wanted")
+_RESERVE = f"""
+WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(sku, quantity)),
+take_stock AS (
+    UPDATE {SCHEMA}.product p SET reserved = p.reserved + wanted.quantity FROM wanted WHERE p.sku = wanted.sku
 )
-_take_stock = (
-    update(product)
-    .where(product.c.sku == _wanted.c.sku)
-    .values(reserved=product.c.reserved + _wanted.c.quantity)
-    .cte("take_stock")
-)
-_reserve = insert(reservation).add_cte(_take_stock)
+INSERT INTO {SCHEMA}.reservation (order_id, quantities, status) VALUES ($3::text, $4::jsonb, 'live')"""  # noqa: S608
 
 
 @inventory.handles(ReserveInventory)
@@ -88,15 +61,11 @@ async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
     wanted: dict[str, int] = defaultdict(int)
     for item in cmd.items:
         wanted[item.sku] += item.quantity
-    rows = (await tx.session.execute(_lock_stock, {"order": cmd.order_id, "skus": sorted(wanted)})).all()
-    existing = (
-        rows[0].existing
-        if rows
-        else (await tx.session.execute(_reservation_status, {"order": cmd.order_id})).scalar_one_or_none()
-    )
+    rows = await tx.sql.fetch(_LOCK_STOCK, cmd.order_id, sorted(wanted))
+    existing = rows[0]["existing"] if rows else await tx.sql.fetchval(_RESERVATION_STATUS, cmd.order_id)
     if existing is not None:
         return InventoryReservationFailed(order_id=cmd.order_id, reason=f"order already has a {existing} reservation")
-    stock = {r.sku: r.on_hand - r.reserved for r in rows}
+    stock = {r["sku"]: r["on_hand"] - r["reserved"] for r in rows}
     for sku, quantity in sorted(wanted.items()):
         if sku not in stock:
             return InventoryReservationFailed(order_id=cmd.order_id, reason=f"unknown sku {sku}")
@@ -105,16 +74,7 @@ async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
                 order_id=cmd.order_id,
                 reason=f"not enough stock for {sku}: {stock[sku]} available, {quantity} wanted",
             )
-    await tx.session.execute(
-        _reserve,
-        {
-            "skus": list(wanted),
-            "counts": list(wanted.values()),
-            "order_id": cmd.order_id,
-            "quantities": dict(wanted),
-            "status": "live",
-        },
-    )
+    await tx.sql.execute(_RESERVE, list(wanted), list(wanted.values()), cmd.order_id, json_text(wanted))
     return InventoryReserved(order_id=cmd.order_id)
 
 

@@ -34,6 +34,7 @@ from orchestrator.persistence import inbox_table, outbox_table
 from orchestrator.runtime import ServiceSpec
 from orchestrator.settings import Settings
 from orchestrator.transient import is_transient
+from participants.kit._sql import Sql
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,11 @@ C = TypeVar("C", bound=Command)
 
 @dataclass(frozen=True, kw_only=True)
 class LocalTransaction:
-    """What a handler gets besides its command: the open session (already in a transaction),
-    the envelope, and the service's settings."""
+    """What a handler gets besides its command: the open session (already in a transaction), the same
+    transaction's driver connection for hot statements (``sql``), the envelope, and the service's settings."""
 
     session: AsyncSession
+    sql: Sql
     envelope: Envelope
     settings: Settings
 
@@ -169,12 +171,14 @@ class CommandProcessor:
     async def _run_handler(
         self,
         session: AsyncSession,
+        sql: Sql,
         envelope: Envelope,
         handler: Handler[Any],
         command: Command,
     ) -> Reply:
+        tx = LocalTransaction(session=session, sql=sql, envelope=envelope, settings=self._settings)
         try:
-            return await handler(LocalTransaction(session=session, envelope=envelope, settings=self._settings), command)
+            return await handler(tx, command)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -212,6 +216,7 @@ class _Batch:
         self._failed = failed
         self._p = processor._p  # noqa: SLF001 - the processor's own helper
         self._session = session
+        self._sql = Sql(session)
         self._claimed: set[str] = set()
         self._stored: dict[str, StoredReply] = {}  # definitive replies: in the inbox, or stored by this batch
         self._to_store: dict[str, StoredReply] = {}
@@ -252,7 +257,9 @@ class _Batch:
         reply = self._failed.get(position)
         if reply is None:
             with telemetry.local_transaction(self._p.name, incoming):
-                reply = await self._proc._run_handler(self._session, incoming.envelope, handler, command)  # noqa: SLF001
+                reply = await self._proc._run_handler(  # noqa: SLF001
+                    self._session, self._sql, incoming.envelope, handler, command
+                )
             if isinstance(reply, FailureReply):
                 self._failed[position] = reply
                 raise _UndoBatch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, bindparam, select, text
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts import (
@@ -34,33 +34,24 @@ orders = Table(
 
 order = Participant("order", metadata=metadata)
 
-# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
-_create = insert(orders).on_conflict_do_nothing().returning(orders.c.order_id)
-_status = select(orders.c.status).where(orders.c.order_id == bindparam("id"))
+# Hot statements as fixed SQL on the driver connection (``tx.sql``).
+_CREATE = f"""
+INSERT INTO {SCHEMA}.orders (order_id, customer_id, amount_cents, status)
+VALUES ($1::text, $2::text, $3::bigint, 'created')
+ON CONFLICT DO NOTHING RETURNING order_id"""  # noqa: S608 - constant
+_STATUS = f"SELECT status FROM {SCHEMA}.orders WHERE order_id = $1::text"  # noqa: S608
 APPROVABLE = ("created", "approved")
-_approve = (
-    orders.update()
-    .where((orders.c.order_id == bindparam("id")) & orders.c.status.in_(APPROVABLE))
-    .values(status="approved", updated_at=text("now()"))
-    .returning(orders.c.order_id)
-)
+_APPROVE = f"""
+UPDATE {SCHEMA}.orders SET status = 'approved', updated_at = now()
+WHERE order_id = $1::text AND status = ANY($2::text[]) RETURNING order_id"""  # noqa: S608
 
 
 @order.handles(CreateOrder)
 async def create_order(tx: LocalTransaction, cmd: CreateOrder) -> Reply:
     if cmd.amount_cents > MAX_ORDER_CENTS:
         return OrderRejected(order_id=cmd.order_id, reason=f"order exceeds the maximum of {MAX_ORDER_CENTS} cents")
-    inserted = await tx.session.execute(
-        _create,
-        {
-            "order_id": cmd.order_id,
-            "customer_id": cmd.customer_id,
-            "amount_cents": cmd.amount_cents,
-            "status": "created",
-        },
-    )
-    if inserted.first() is None:
-        status = (await tx.session.execute(_status, {"id": cmd.order_id})).scalar_one()
+    if await tx.sql.fetchval(_CREATE, cmd.order_id, cmd.customer_id, cmd.amount_cents) is None:
+        status = await tx.sql.fetchval(_STATUS, cmd.order_id)
         return CommandFailed(reason=f"order {cmd.order_id} already exists ({status})", error_type="conflict")
     return OrderCreated(order_id=cmd.order_id)
 
@@ -79,7 +70,7 @@ async def cancel_order(tx: LocalTransaction, cmd: CancelOrder) -> Reply:
 @order.handles(ApproveOrder)
 async def approve_order(tx: LocalTransaction, cmd: ApproveOrder) -> Reply:
     # One round trip in the common case: the update's own condition is the check (and its row lock).
-    if (await tx.session.execute(_approve, {"id": cmd.order_id})).first() is None:
-        state = (await tx.session.execute(_status, {"id": cmd.order_id})).scalar_one_or_none() or "missing"
+    if await tx.sql.fetchval(_APPROVE, cmd.order_id, list(APPROVABLE)) is None:
+        state = await tx.sql.fetchval(_STATUS, cmd.order_id) or "missing"
         return CommandFailed(reason=f"order {cmd.order_id} cannot be approved ({state})", error_type="conflict")
     return OrderApproved(order_id=cmd.order_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, bindparam, func, literal, select, text, update
+from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts import (
@@ -41,37 +41,22 @@ charge = Table(
 
 payment = Participant("payment", metadata=metadata)
 
-# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
-_charge_status = select(charge.c.status).where(charge.c.order_id == bindparam("order"))
-# Locking the customer serialises a customer's charges; the order's charge comes back in the same round trip
-# (the primary key refuses a concurrent second one).
-_lock_customer = (
-    select(customer.c.credit_limit_cents, _charge_status.scalar_subquery().label("existing"))
-    .where(customer.c.customer_id == bindparam("customer"))
-    .with_for_update(of=customer)
-)
+# Hot statements as fixed SQL on the driver connection (``tx.sql``). Locking the customer serialises a
+# customer's charges; the order's charge comes back in the same round trip (the primary key refuses a concurrent
+# second one).
+_LOCK_CUSTOMER = f"""
+SELECT c.credit_limit_cents, (SELECT ch.status FROM {SCHEMA}.charge ch WHERE ch.order_id = $2::text) AS existing
+FROM {SCHEMA}.customer c WHERE c.customer_id = $1::text FOR UPDATE OF c"""  # noqa: S608 - constant
 # A statement after the lock sees every charge committed before it, so the sum is the customer's outstanding.
-_outstanding = select(func.coalesce(func.sum(charge.c.amount_cents), 0)).where(
-    (charge.c.customer_id == bindparam("customer")) & (charge.c.status == "charged")
-)
+_OUTSTANDING = f"""
+SELECT coalesce(sum(amount_cents), 0) FROM {SCHEMA}.charge
+WHERE customer_id = $1::text AND status = 'charged'"""  # noqa: S608
 # The limit check and the charge in one round trip: a row is inserted only when the charge fits.
-_charge_within_limit = (
-    insert(charge)
-    .from_select(
-        ["order_id", "charge_id", "customer_id", "amount_cents", "status"],
-        select(
-            bindparam("order", type_=Text),
-            bindparam("charge", type_=Text),
-            bindparam("customer", type_=Text),
-            bindparam("amount", type_=BigInteger),
-            literal("charged", Text),
-        ).where(
-            _outstanding.scalar_subquery() + bindparam("amount", type_=BigInteger)
-            <= bindparam("limit", type_=BigInteger)
-        ),
-    )
-    .returning(charge.c.charge_id)
-)
+_CHARGE_WITHIN_LIMIT = f"""
+INSERT INTO {SCHEMA}.charge (order_id, charge_id, customer_id, amount_cents, status)
+SELECT $2::text, $3::text, $1::text, $4::bigint, 'charged'
+WHERE ({_OUTSTANDING}) + $4::bigint <= $5::bigint
+RETURNING charge_id"""
 
 
 class GatewayGlitches:
@@ -97,25 +82,17 @@ async def charge_payment(tx: LocalTransaction, cmd: ChargePayment) -> Reply:
         return PaymentDeclined(
             order_id=cmd.order_id, reason="payment gateway timed out", retryable=True, error_type="gateway-glitch"
         )
-    account = (await tx.session.execute(_lock_customer, {"customer": cmd.customer_id, "order": cmd.order_id})).first()
+    account = await tx.sql.fetchrow(_LOCK_CUSTOMER, cmd.customer_id, cmd.order_id)
     if account is None:
         return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
-    if account.existing is not None:
-        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {account.existing} charge")
-    limit = account.credit_limit_cents
-    charged = await tx.session.execute(
-        _charge_within_limit,
-        {
-            "order": cmd.order_id,
-            "charge": str(uuid.uuid4()),
-            "customer": cmd.customer_id,
-            "amount": cmd.amount_cents,
-            "limit": limit,
-        },
+    if account["existing"] is not None:
+        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {account['existing']} charge")
+    limit = account["credit_limit_cents"]
+    charge_id = await tx.sql.fetchval(
+        _CHARGE_WITHIN_LIMIT, cmd.customer_id, cmd.order_id, str(uuid.uuid4()), cmd.amount_cents, limit
     )
-    charge_id = charged.scalar_one_or_none()
     if charge_id is None:
-        outstanding = (await tx.session.execute(_outstanding, {"customer": cmd.customer_id})).scalar_one()
+        outstanding = await tx.sql.fetchval(_OUTSTANDING, cmd.customer_id)
         return PaymentDeclined(
             order_id=cmd.order_id,
             reason=f"over the credit limit: {outstanding} + {cmd.amount_cents} > {limit} cents",

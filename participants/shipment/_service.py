@@ -24,8 +24,11 @@ shipment_table = Table(
 
 shipment = Participant("shipment", metadata=metadata)
 
-# Built once, executed with parameters: SQLAlchemy then skips building and keying the statement per command.
-_schedule = insert(shipment_table).on_conflict_do_nothing().returning(shipment_table.c.order_id)
+# The hot statement as fixed SQL on the driver connection (``tx.sql``).
+_SCHEDULE = f"""
+INSERT INTO {SCHEMA}.shipment (order_id, shipment_id, country, status)
+VALUES ($1::text, $2::text, $3::text, 'scheduled')
+ON CONFLICT DO NOTHING RETURNING order_id"""  # noqa: S608 - constant
 
 
 def unserved(countries: str) -> frozenset[str]:
@@ -38,10 +41,7 @@ async def schedule(tx: LocalTransaction, cmd: ScheduleShipment) -> Reply:
     if country in unserved(tx.settings.shipment_unserved_countries):
         return ShipmentRejected(order_id=cmd.order_id, reason=f"we do not ship to {country}")
     shipment_id = str(uuid.uuid4())
-    inserted = await tx.session.execute(
-        _schedule, {"order_id": cmd.order_id, "shipment_id": shipment_id, "country": country, "status": "scheduled"}
-    )
-    if inserted.first() is None:
+    if await tx.sql.fetchval(_SCHEDULE, cmd.order_id, shipment_id, country) is None:
         return ShipmentRejected(order_id=cmd.order_id, reason="order already has a shipment record")
     return ShipmentScheduled(order_id=cmd.order_id, shipment_id=shipment_id)
 

@@ -1,7 +1,8 @@
-"""A participant's batch where handlers write and then refuse or raise, over real Postgres: what a refusing or
-broken handler wrote leaves with it, the other handlers' effects stay, every command gets its reply, and no
-handler runs twice for the same command's failure. A batch is handled as new first and claimed at the end:
-a duplicate in it undoes that and the batch runs again claiming first, so a duplicate's effects never stay."""
+"""A participant's batch where handlers write (through the session or on the driver connection, ``tx.sql``) and
+then refuse or raise, over real Postgres: what a refusing or broken handler wrote leaves with it, the other
+handlers' effects stay, every command gets its reply, and no handler runs twice for the same command's failure.
+A batch is handled as new first and claimed at the end: a duplicate in it undoes that and the batch runs again
+claiming first, so a duplicate's effects never stay."""
 
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ def _participant(schema: str) -> tuple[Participant, Table, Counter[str]]:
     @kit.handles(CreateOrder)
     async def create(tx: LocalTransaction, cmd: CreateOrder) -> Reply:
         calls[cmd.order_id] += 1
-        await tx.session.execute(note.insert().values(order_id=cmd.order_id))  # written before deciding
+        # Written before deciding, through the session or, for "sql-" orders, on the driver connection.
+        if cmd.order_id.startswith("sql-"):
+            await tx.sql.execute(f"INSERT INTO {schema}.note (order_id) VALUES ($1)", cmd.order_id)
+        else:
+            await tx.session.execute(note.insert().values(order_id=cmd.order_id))
         if cmd.order_id.endswith("refuse"):
             return OrderRejected(order_id=cmd.order_id, reason="refused after writing")
         if cmd.order_id.endswith("boom"):
@@ -89,16 +94,16 @@ async def run(database_url: str) -> AsyncIterator[KitRun]:
 
 
 async def test_refusing_and_raising_handlers_leave_nothing_and_the_rest_of_the_batch_stays(run: KitRun) -> None:
-    ids = ["a", "b-refuse", "c", "d-boom", "e"]
+    ids = ["a", "b-refuse", "c", "d-boom", "e", "sql-f", "sql-g-refuse"]
     outcomes = await run.processor.process_batch([_incoming(order_id, n) for n, order_id in enumerate(ids)])
 
     assert outcomes == [None] * len(ids)
     async with run.db.connect() as conn:
         noted = set((await conn.execute(select(run.note.c.order_id))).scalars())
         inbox = (await conn.execute(select(func.count()).select_from(run.kit.inbox))).scalar_one()
-    assert noted == {"a", "c", "e"}, "the refusal's and the crash's writes were rolled back"
+    assert noted == {"a", "c", "e", "sql-f"}, "the refusals' and the crash's writes were rolled back"
     assert run.calls["b-refuse"] == run.calls["d-boom"] == 1, "a failed handler is not run again"
-    assert inbox == 4, "the crash's retryable failure gives its claim back; the others are stored"
+    assert inbox == 6, "the crash's retryable failure gives its claim back; the others are stored"
     (written,) = run.published
     replies = {r.headers["sagaline-saga-id"]: r.payload["type"] for r in written.records}
     assert replies == {
@@ -107,6 +112,8 @@ async def test_refusing_and_raising_handlers_leave_nothing_and_the_rest_of_the_b
         "c": "OrderCreated",
         "d-boom": "CommandFailed",
         "e": "OrderCreated",
+        "sql-f": "OrderCreated",
+        "sql-g-refuse": "OrderRejected",
     }
     assert len(written.ids) == len(ids)
 
