@@ -22,7 +22,7 @@ from orchestrator.telemetry import _semconv as sc
 from orchestrator.telemetry._state import STATE
 
 if TYPE_CHECKING:
-    from contracts import Reply
+    from contracts import Envelope, Reply
     from orchestrator.messaging import Incoming, RecordRef
 
 TRACEPARENT = "traceparent"
@@ -195,6 +195,17 @@ def reply_headers(reply: Reply, fallback: Mapping[str, str]) -> dict[str, str]:
     return trace_headers(fallback)
 
 
+def _local_transaction_attributes(participant: str, envelope: Envelope) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        sc.SAGA_PARTICIPANT: participant,
+        sc.SAGA_COMMAND: envelope.type,
+        sc.SAGA_ATTEMPT: envelope.attempt,
+        sc.MESSAGING_MESSAGE_ID: envelope.message_id,
+    }
+    optional = {sc.SAGA_ID: envelope.saga_id, sc.SAGA_TYPE: envelope.saga_type, sc.SAGA_STEP: envelope.step}
+    return attributes | {k: v for k, v in optional.items() if v is not None}
+
+
 @contextmanager
 def local_transaction(participant: str, incoming: Incoming) -> Iterator[None]:
     """``saga.local_transaction <Command>``: the participant's handler, inbox claim and reply, one commit."""
@@ -203,16 +214,37 @@ def local_transaction(participant: str, incoming: Incoming) -> Iterator[None]:
         yield
         return
     envelope = incoming.envelope
-    attributes: dict[str, Any] = {
-        sc.SAGA_PARTICIPANT: participant,
-        sc.SAGA_COMMAND: envelope.type,
-        sc.SAGA_ATTEMPT: envelope.attempt,
-        sc.MESSAGING_MESSAGE_ID: envelope.message_id,
-    }
-    optional = {sc.SAGA_ID: envelope.saga_id, sc.SAGA_TYPE: envelope.saga_type, sc.SAGA_STEP: envelope.step}
-    attributes |= {k: v for k, v in optional.items() if v is not None}
+    attributes = _local_transaction_attributes(participant, envelope)
     with tracer.start_as_current_span(f"saga.local_transaction {envelope.type}", attributes=attributes):
         yield
+
+
+@contextmanager
+def local_transactions(participant: str, incomings: Sequence[Incoming]) -> Iterator[None]:
+    """``local_transaction`` of commands a batch handler handles in one call: one span per command, each a child
+    of its own record's consumer span, all ended after the call."""
+    tracer = STATE.tracer
+    if tracer is None:
+        yield
+        return
+    spans = [
+        tracer.start_span(
+            f"saga.local_transaction {incoming.envelope.type}",
+            context=incoming.span.context if incoming.span is not None else None,
+            attributes=_local_transaction_attributes(participant, incoming.envelope),
+        )
+        for incoming in incomings
+    ]
+    try:
+        yield
+    except Exception as exc:
+        for span in spans:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        for span in spans:
+            span.end()
 
 
 def dead_lettered(record: RecordRef, reason: str, detail: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, Text, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -16,7 +17,7 @@ from contracts import (
     ReserveInventory,
 )
 from orchestrator.messaging import json_text
-from participants.kit import LocalTransaction, Participant
+from participants.kit import BatchTransaction, LocalTransaction, Participant
 
 SCHEMA = "inventory_svc"
 
@@ -39,43 +40,69 @@ reservation = Table(
 
 inventory = Participant("inventory", metadata=metadata)
 
-# Hot statements as fixed SQL on the driver connection (``tx.sql``). One round trip locks the stock rows (in SKU
-# order, so concurrent reservations never deadlock) and reads whether the order already has a reservation; the
-# primary key refuses a concurrent second one.
+# Hot statements as fixed SQL on the driver connection (``tx.sql``), each for every reservation of a batch handler
+# call. One round trip locks the stock rows (in SKU order, so concurrent reservations never deadlock) and reads the
+# orders' existing reservations; the primary key refuses a concurrent second one.
 _LOCK_STOCK = f"""
-SELECT p.sku, p.on_hand, p.reserved,
-       (SELECT r.status FROM {SCHEMA}.reservation r WHERE r.order_id = $1::text) AS existing
-FROM {SCHEMA}.product p WHERE p.sku = ANY($2::text[]) ORDER BY p.sku FOR UPDATE OF p"""  # noqa: S608 - constant
-_RESERVATION_STATUS = f"SELECT status FROM {SCHEMA}.reservation WHERE order_id = $1::text"  # noqa: S608
-# And one more takes the stock and records the reservation.
+SELECT 'stock' AS kind, sku AS key, on_hand - reserved AS available, NULL AS status
+FROM (SELECT sku, on_hand, reserved FROM {SCHEMA}.product WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE) AS p
+UNION ALL
+SELECT 'order', order_id, NULL, status FROM {SCHEMA}.reservation WHERE order_id = ANY($2::text[])"""  # noqa: S608
+# And one more takes the stock of every granted reservation and records them.
 _RESERVE = f"""
-WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(sku, quantity)),
-take_stock AS (
-    UPDATE {SCHEMA}.product p SET reserved = p.reserved + wanted.quantity FROM wanted WHERE p.sku = wanted.sku
+WITH take_stock AS (
+    UPDATE {SCHEMA}.product p SET reserved = p.reserved + taken.quantity
+    FROM unnest($1::text[], $2::int[]) AS taken(sku, quantity) WHERE p.sku = taken.sku
 )
-INSERT INTO {SCHEMA}.reservation (order_id, quantities, status) VALUES ($3::text, $4::jsonb, 'live')"""  # noqa: S608
+INSERT INTO {SCHEMA}.reservation (order_id, quantities, status)
+SELECT order_id, quantities::jsonb, 'live' FROM unnest($3::text[], $4::text[]) AS r(order_id, quantities)"""  # noqa: S608
 
 
-@inventory.handles(ReserveInventory)
-async def reserve(tx: LocalTransaction, cmd: ReserveInventory) -> Reply:
+def _wanted(cmd: ReserveInventory) -> dict[str, int]:
     wanted: dict[str, int] = defaultdict(int)
     for item in cmd.items:
         wanted[item.sku] += item.quantity
-    rows = await tx.sql.fetch(_LOCK_STOCK, cmd.order_id, sorted(wanted))
-    existing = rows[0]["existing"] if rows else await tx.sql.fetchval(_RESERVATION_STATUS, cmd.order_id)
-    if existing is not None:
-        return InventoryReservationFailed(order_id=cmd.order_id, reason=f"order already has a {existing} reservation")
-    stock = {r["sku"]: r["on_hand"] - r["reserved"] for r in rows}
-    for sku, quantity in sorted(wanted.items()):
-        if sku not in stock:
-            return InventoryReservationFailed(order_id=cmd.order_id, reason=f"unknown sku {sku}")
-        if stock[sku] < quantity:
-            return InventoryReservationFailed(
-                order_id=cmd.order_id,
-                reason=f"not enough stock for {sku}: {stock[sku]} available, {quantity} wanted",
-            )
-    await tx.sql.execute(_RESERVE, list(wanted), list(wanted.values()), cmd.order_id, json_text(wanted))
-    return InventoryReserved(order_id=cmd.order_id)
+    return dict(sorted(wanted.items()))
+
+
+def _refusal(wanted: dict[str, int], available: dict[str, int]) -> str | None:
+    for sku, quantity in wanted.items():
+        if sku not in available:
+            return f"unknown sku {sku}"
+        if available[sku] < quantity:
+            return f"not enough stock for {sku}: {available[sku]} available, {quantity} wanted"
+    return None
+
+
+@inventory.handles_batch(ReserveInventory)
+async def reserve(tx: BatchTransaction, cmds: Sequence[ReserveInventory]) -> list[Reply]:
+    """Reservations in order against the stock locked once: each one granted takes from what the next sees."""
+    wanted = [_wanted(cmd) for cmd in cmds]
+    rows = await tx.sql.fetch(
+        _LOCK_STOCK, sorted({sku for w in wanted for sku in w}), sorted({cmd.order_id for cmd in cmds})
+    )
+    available = {r["key"]: r["available"] for r in rows if r["kind"] == "stock"}
+    existing = {r["key"]: r["status"] for r in rows if r["kind"] == "order"}
+    replies: list[Reply] = []
+    taken: dict[str, int] = defaultdict(int)
+    granted: dict[str, dict[str, int]] = {}
+    for cmd, want in zip(cmds, wanted, strict=True):
+        status = existing.get(cmd.order_id)
+        refusal = f"order already has a {status} reservation" if status else _refusal(want, available)
+        if refusal is not None:
+            replies.append(InventoryReservationFailed(order_id=cmd.order_id, reason=refusal))
+            continue
+        for sku, quantity in want.items():
+            available[sku] -= quantity
+            taken[sku] += quantity
+        existing[cmd.order_id] = "live"
+        granted[cmd.order_id] = want
+        replies.append(InventoryReserved(order_id=cmd.order_id))
+    if granted:
+        await tx.sql.execute(
+            _RESERVE, list(taken), list(taken.values()), list(granted), [json_text(q) for q in granted.values()]
+        )
+    return replies
 
 
 @inventory.handles(ReleaseInventory)

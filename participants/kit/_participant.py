@@ -53,7 +53,18 @@ class LocalTransaction:
     settings: Settings
 
 
+@dataclass(frozen=True, kw_only=True)
+class BatchTransaction:
+    """What a batch handler gets besides its commands: as ``LocalTransaction``, with one envelope per command."""
+
+    session: AsyncSession
+    sql: Sql
+    envelopes: Sequence[Envelope]
+    settings: Settings
+
+
 Handler = Callable[[LocalTransaction, C], Awaitable[Reply]]
+BatchHandler = Callable[[BatchTransaction, Sequence[C]], Awaitable[Sequence[Reply]]]
 
 
 class _UndoBatch(Exception):  # noqa: N818 - control flow, never escapes the kit
@@ -76,16 +87,40 @@ class Participant:
         self.outbox: Table = outbox_table(metadata, self.schema)
         self.inbox: Table = inbox_table(metadata, self.schema)
         self._handlers: dict[str, Handler[Any]] = {}
+        self._batch_handlers: dict[str, BatchHandler[Any]] = {}
 
     def handles(self, command: type[C]) -> Callable[[Handler[C]], Handler[C]]:
         def register(handler: Handler[C]) -> Handler[C]:
-            name = command.type_name()
-            if name in self._handlers:
-                raise ValueError(f"{self.name}: two handlers for {name}")
-            self._handlers[name] = handler
+            self._register(command, handler)
             return handler
 
         return register
+
+    def handles_batch(self, command: type[C]) -> Callable[[BatchHandler[C]], BatchHandler[C]]:
+        """Register a handler that takes consecutive ``command``s of a consumed batch in one call (a statement
+        for all of them instead of one each) and returns one reply per command, in order. It applies them as if
+        one after the other: a later command sees what an earlier one did. Unlike ``handles``, a failure reply
+        is not undone by the kit, so the handler must decide before it writes (a refused command leaves no
+        effect, the others of the call stay). If it raises, the batch is undone and runs again with that run of
+        commands handled one per call, so only the command that raises fails."""
+
+        def register(handler: BatchHandler[C]) -> BatchHandler[C]:
+            async def one(tx: LocalTransaction, cmd: C) -> Reply:
+                batch = BatchTransaction(session=tx.session, sql=tx.sql, envelopes=(tx.envelope,), settings=tx.settings)
+                (reply,) = await handler(batch, (cmd,))
+                return reply
+
+            self._register(command, one)
+            self._batch_handlers[command.type_name()] = handler
+            return handler
+
+        return register
+
+    def _register(self, command: type[Command], handler: Handler[Any]) -> None:
+        name = command.type_name()
+        if name in self._handlers:
+            raise ValueError(f"{self.name}: two handlers for {name}")
+        self._handlers[name] = handler
 
     @property
     def commands(self) -> tuple[str, ...]:
@@ -138,13 +173,14 @@ class CommandProcessor:
                 outcomes[index] = exc
         if accepted:
             failed: dict[int, Reply] = {}  # position in ``accepted`` → the failure reply its handler gave
+            singles: set[int] = set()  # positions a batch handler takes one per call (its run of commands raised)
             ids = [incoming.envelope.message_id for incoming, _, _ in accepted]
             claim_first = self._expect_duplicates or len(set(ids)) < len(ids)
             inline = self._publish is not None
             while True:
                 try:
                     async with self._sessions() as session, session.begin():
-                        work = _Batch(self, session, failed)
+                        work = _Batch(self, session, failed, singles)
                         if claim_first:
                             written = await work.run(accepted, inline=inline)
                             self._expect_duplicates = work.duplicates > 0
@@ -211,9 +247,12 @@ class _Batch:
     release and outbox insert. Commands of one saga keep their order; a message id seen twice in the batch
     behaves as if the two had arrived in two transactions."""
 
-    def __init__(self, processor: CommandProcessor, session: AsyncSession, failed: dict[int, Reply]) -> None:
+    def __init__(
+        self, processor: CommandProcessor, session: AsyncSession, failed: dict[int, Reply], singles: set[int]
+    ) -> None:
         self._proc = processor
         self._failed = failed
+        self._singles = singles
         self._p = processor._p  # noqa: SLF001 - the processor's own helper
         self._session = session
         self._sql = Sql(session)
@@ -228,9 +267,7 @@ class _Batch:
         """Every command handled as if first seen; the claims are made at the end, with the replies and the
         outbox rows (sorted, so two transactions claiming the same ids wait rather than deadlock)."""
         p = self._p
-        for position, (incoming, handler, command) in enumerate(accepted):
-            with telemetry.handling(incoming.span):
-                await self._handle(position, incoming, handler, command)
+        await self._handle_all(accepted, claim=False)
         answered = sorted(self._to_store.items(), key=lambda item: item[0])
         claimed, written = await claim_answered(
             self._session, p.inbox, p.outbox, p.name, answered, self._records, inline=inline
@@ -244,13 +281,63 @@ class _Batch:
         ids = [incoming.envelope.message_id for incoming, _, _ in accepted]
         self._claimed = await claim_inbox_many(session, p.inbox, p.name, ids)
         self._stored = await stored_replies(session, p.inbox, p.name, set(ids) - self._claimed)
-        for position, (incoming, handler, command) in enumerate(accepted):
-            with telemetry.handling(incoming.span):
-                if self._claim(incoming):
-                    await self._handle(position, incoming, handler, command)
+        await self._handle_all(accepted, claim=True)
         await release_inbox(session, p.inbox, p.name, self._to_release)
         await store_replies(session, p.inbox, p.name, self._to_store.items())
         return await write_outbox(session, p.outbox, self._records, inline=inline)
+
+    async def _handle_all(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]], *, claim: bool) -> None:
+        """Every command in order (``claim``: each claimed first): those of ``handles`` one per call, runs of
+        consecutive commands of one ``handles_batch`` handler in one call. A run ends before a message id it
+        holds already, so that copy is claimed after the first was answered, as if in a later transaction."""
+        run = _Run()
+        for position, (incoming, handler, command) in enumerate(accepted):
+            batch_handler = self._batch_handler(position, command)
+            if run.positions and not run.takes(batch_handler, incoming):
+                await self._handle_run(run, accepted)
+                run = _Run()
+            with telemetry.handling(incoming.span):
+                if claim and not self._claim(incoming):
+                    continue
+                if batch_handler is None:
+                    await self._handle(position, incoming, handler, command)
+                    continue
+            run.add(position, batch_handler, incoming)
+        if run.positions:
+            await self._handle_run(run, accepted)
+
+    def _batch_handler(self, position: int, command: Command) -> BatchHandler[Any] | None:
+        """The batch handler for this command, unless it is to be handled alone: its failure is remembered from
+        an undone pass, or its run raised."""
+        if position in self._failed or position in self._singles:
+            return None
+        return self._p._batch_handlers.get(command.type_name())  # noqa: SLF001 - the kit's own registry
+
+    async def _handle_run(self, run: _Run, accepted: Sequence[tuple[Incoming, Handler[Any], Command]]) -> None:
+        """One call of a batch handler; its failure replies are answered as given (it wrote nothing for them).
+        If it raises, the batch is undone and runs again with these commands one per call."""
+        assert run.handler is not None
+        incomings = [accepted[position][0] for position in run.positions]
+        tx = BatchTransaction(
+            session=self._session,
+            sql=self._sql,
+            envelopes=[incoming.envelope for incoming in incomings],
+            settings=self._proc._settings,  # noqa: SLF001
+        )
+        with telemetry.local_transactions(self._p.name, incomings):
+            try:
+                replies = _one_each(
+                    await run.handler(tx, [accepted[position][2] for position in run.positions]), incomings
+                )
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.exception("%s batch handler raised; its %d commands run one per call", self._p.name, len(incomings))
+                self._singles.update(run.positions)
+                raise _UndoBatch from exc
+        for incoming, reply in zip(incomings, replies, strict=True):
+            with telemetry.handling(incoming.span):
+                self._answer(incoming, reply)
 
     async def _handle(self, position: int, incoming: Incoming, handler: Handler[Any], command: Command) -> None:
         """Run the handler, unless an undone pass remembered its failure reply; a new failure undoes the batch."""
@@ -300,3 +387,26 @@ class _Batch:
         self._records.append(
             OutboxRecord(topic=stored.topic, key=incoming.envelope.saga_id, headers=headers, payload=stored.payload)
         )
+
+
+def _one_each(replies: Sequence[Reply], incomings: Sequence[Incoming]) -> list[Reply]:
+    if len(replies) != len(incomings):
+        raise RuntimeError(f"a batch handler gave {len(replies)} replies to {len(incomings)} commands")
+    return list(replies)
+
+
+class _Run:
+    """Consecutive commands of one batch handler, gathered for one call."""
+
+    def __init__(self) -> None:
+        self.positions: list[int] = []
+        self.handler: BatchHandler[Any] | None = None
+        self._ids: set[str] = set()
+
+    def takes(self, handler: BatchHandler[Any] | None, incoming: Incoming) -> bool:
+        return handler is self.handler and incoming.envelope.message_id not in self._ids
+
+    def add(self, position: int, handler: BatchHandler[Any], incoming: Incoming) -> None:
+        self.positions.append(position)
+        self.handler = handler
+        self._ids.add(incoming.envelope.message_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -17,7 +18,8 @@ from contracts import (
     RefundPayment,
     Reply,
 )
-from participants.kit import LocalTransaction, Participant
+from orchestrator.settings import Settings
+from participants.kit import BatchTransaction, LocalTransaction, Participant, Sql
 
 SCHEMA = "payment_svc"
 
@@ -57,6 +59,24 @@ INSERT INTO {SCHEMA}.charge (order_id, charge_id, customer_id, amount_cents, sta
 SELECT $2::text, $3::text, $1::text, $4::bigint, 'charged'
 WHERE ({_OUTSTANDING}) + $4::bigint <= $5::bigint
 RETURNING charge_id"""
+# For a call with several charges: the customers locked (in id order, so concurrent calls never deadlock) and the
+# orders' charges read in one round trip; then, in a statement after the lock, what each customer owes; then the
+# granted charges inserted together.
+_LOCK_CUSTOMERS = f"""
+SELECT 'customer' AS kind, customer_id AS key, credit_limit_cents AS cents, NULL AS status
+FROM (
+    SELECT customer_id, credit_limit_cents FROM {SCHEMA}.customer WHERE customer_id = ANY($1::text[])
+    ORDER BY customer_id FOR UPDATE
+) AS c
+UNION ALL
+SELECT 'order', order_id, NULL, status FROM {SCHEMA}.charge WHERE order_id = ANY($2::text[])"""  # noqa: S608
+_OUTSTANDING_OF = f"""
+SELECT customer_id, sum(amount_cents) AS cents FROM {SCHEMA}.charge
+WHERE customer_id = ANY($1::text[]) AND status = 'charged' GROUP BY customer_id"""  # noqa: S608
+_INSERT_CHARGES = f"""
+INSERT INTO {SCHEMA}.charge (order_id, charge_id, customer_id, amount_cents, status)
+SELECT order_id, charge_id, customer_id, amount_cents, 'charged'
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS c(order_id, charge_id, customer_id, amount_cents)"""  # noqa: S608
 
 
 class GatewayGlitches:
@@ -76,23 +96,78 @@ class GatewayGlitches:
 _glitches = GatewayGlitches()
 
 
-@payment.handles(ChargePayment)
-async def charge_payment(tx: LocalTransaction, cmd: ChargePayment) -> Reply:
-    if _glitches.strikes(tx.settings.payment_glitch_rate, tx.settings.payment_glitch_seed):
+def _glitch(settings: Settings, cmd: ChargePayment) -> Reply | None:
+    if _glitches.strikes(settings.payment_glitch_rate, settings.payment_glitch_seed):
         return PaymentDeclined(
             order_id=cmd.order_id, reason="payment gateway timed out", retryable=True, error_type="gateway-glitch"
         )
-    account = await tx.sql.fetchrow(_LOCK_CUSTOMER, cmd.customer_id, cmd.order_id)
+    return None
+
+
+@payment.handles_batch(ChargePayment)
+async def charge_payment(tx: BatchTransaction, cmds: Sequence[ChargePayment]) -> list[Reply]:
+    """Charges in order: each one granted counts towards the limit the next is checked against."""
+    if len(cmds) == 1:
+        return [_glitch(tx.settings, cmds[0]) or await _charge_one(tx.sql, cmds[0])]
+    glitched = [_glitch(tx.settings, cmd) for cmd in cmds]
+    charges = [cmd for cmd, glitch in zip(cmds, glitched, strict=True) if glitch is None]
+    rows = await tx.sql.fetch(
+        _LOCK_CUSTOMERS, sorted({cmd.customer_id for cmd in charges}), sorted({cmd.order_id for cmd in charges})
+    )
+    limits = {r["key"]: r["cents"] for r in rows if r["kind"] == "customer"}
+    existing = {r["key"]: r["status"] for r in rows if r["kind"] == "order"}
+    outstanding = {r["customer_id"]: r["cents"] for r in await tx.sql.fetch(_OUTSTANDING_OF, sorted(limits))}
+    granted: list[tuple[ChargePayment, str]] = []
+    replies: list[Reply] = []
+    for cmd, glitch in zip(cmds, glitched, strict=True):
+        reply = glitch or _decide(cmd, limits, existing, outstanding)
+        if reply is None:
+            charge_id = str(uuid.uuid4())
+            outstanding[cmd.customer_id] = outstanding.get(cmd.customer_id, 0) + cmd.amount_cents
+            existing[cmd.order_id] = "charged"
+            granted.append((cmd, charge_id))
+            reply = PaymentCharged(order_id=cmd.order_id, charge_id=charge_id)
+        replies.append(reply)
+    if granted:
+        await tx.sql.execute(
+            _INSERT_CHARGES,
+            [cmd.order_id for cmd, _ in granted],
+            [charge_id for _, charge_id in granted],
+            [cmd.customer_id for cmd, _ in granted],
+            [cmd.amount_cents for cmd, _ in granted],
+        )
+    return replies
+
+
+def _decide(
+    cmd: ChargePayment, limits: dict[str, int], existing: dict[str, str], outstanding: dict[str, int]
+) -> Reply | None:
+    """The decline for this charge, or None when it is to be granted."""
+    if cmd.customer_id not in limits:
+        return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
+    if cmd.order_id in existing:
+        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {existing[cmd.order_id]} charge")
+    limit, owed = limits[cmd.customer_id], outstanding.get(cmd.customer_id, 0)
+    if owed + cmd.amount_cents > limit:
+        return PaymentDeclined(
+            order_id=cmd.order_id, reason=f"over the credit limit: {owed} + {cmd.amount_cents} > {limit} cents"
+        )
+    return None
+
+
+async def _charge_one(sql: Sql, cmd: ChargePayment) -> Reply:
+    """One charge in two round trips (a call with a single command)."""
+    account = await sql.fetchrow(_LOCK_CUSTOMER, cmd.customer_id, cmd.order_id)
     if account is None:
         return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
     if account["existing"] is not None:
         return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {account['existing']} charge")
     limit = account["credit_limit_cents"]
-    charge_id = await tx.sql.fetchval(
+    charge_id = await sql.fetchval(
         _CHARGE_WITHIN_LIMIT, cmd.customer_id, cmd.order_id, str(uuid.uuid4()), cmd.amount_cents, limit
     )
     if charge_id is None:
-        outstanding = await tx.sql.fetchval(_OUTSTANDING, cmd.customer_id)
+        outstanding = await sql.fetchval(_OUTSTANDING, cmd.customer_id)
         return PaymentDeclined(
             order_id=cmd.order_id,
             reason=f"over the credit limit: {outstanding} + {cmd.amount_cents} > {limit} cents",

@@ -6,22 +6,19 @@ claiming first, so a duplicate's effects never stay."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Column, MetaData, Table, Text, func, select, text
+from sqlalchemy import Column, MetaData, Table, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import CreateOrder, Envelope, OrderCreated, OrderRejected, Reply
-from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body
-from orchestrator.migrate import upgrade
-from orchestrator.persistence import create_engine
-from orchestrator.settings import Settings
+from contracts import CreateOrder, OrderCreated, OrderRejected, Reply
+from orchestrator.messaging import Written
 from participants.kit import CommandProcessor, LocalTransaction, Participant
+from tests.support.kit import create_order, kit_processor
 
 pytestmark = pytest.mark.integration
 
@@ -49,21 +46,6 @@ def _participant(schema: str) -> tuple[Participant, Table, Counter[str]]:
     return kit, note, calls
 
 
-def _incoming(order_id: str, offset: int, message_id: str | None = None) -> Incoming:
-    envelope = Envelope(
-        message_id=message_id or str(uuid.uuid4()), type="CreateOrder", saga_id=order_id, step="create_order"
-    )
-    record = RecordRef(
-        topic="kit.commands",
-        partition=0,
-        offset=offset,
-        key=order_id.encode(),
-        value=body_bytes(encode_body(CreateOrder(order_id=order_id, customer_id="c", amount_cents=1))),
-        headers=tuple((k, v.encode()) for k, v in envelope.to_headers().items()),
-    )
-    return decode(record, require_envelope=True)
-
-
 @dataclass
 class KitRun:
     kit: Participant
@@ -77,25 +59,15 @@ class KitRun:
 @pytest.fixture
 async def run(database_url: str) -> AsyncIterator[KitRun]:
     """A participant of the test's own (a fresh schema) whose replies are collected instead of published."""
-    await asyncio.to_thread(upgrade, database_url)
     kit, note, calls = _participant(f"kit_{uuid.uuid4().hex[:8]}")
-    db = create_engine(database_url, pool_size=2)
     published: list[Written] = []
-    try:
-        async with db.begin() as conn:
-            await conn.execute(text(f"CREATE SCHEMA {kit.schema}"))
-            await conn.run_sync(kit.metadata.create_all)
-        processor = kit.processor(db, Settings(database_url=database_url), publish=published.append)
+    async with kit_processor(database_url, kit, published) as (db, processor):
         yield KitRun(kit=kit, note=note, calls=calls, db=db, processor=processor, published=published)
-    finally:
-        async with db.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA IF EXISTS {kit.schema} CASCADE"))
-        await db.dispose()
 
 
 async def test_refusing_and_raising_handlers_leave_nothing_and_the_rest_of_the_batch_stays(run: KitRun) -> None:
     ids = ["a", "b-refuse", "c", "d-boom", "e", "sql-f", "sql-g-refuse"]
-    outcomes = await run.processor.process_batch([_incoming(order_id, n) for n, order_id in enumerate(ids)])
+    outcomes = await run.processor.process_batch([create_order(order_id, n) for n, order_id in enumerate(ids)])
 
     assert outcomes == [None] * len(ids)
     async with run.db.connect() as conn:
@@ -119,12 +91,12 @@ async def test_refusing_and_raising_handlers_leave_nothing_and_the_rest_of_the_b
 
 
 async def test_a_duplicate_in_a_batch_handled_as_new_leaves_no_second_effect(run: KitRun) -> None:
-    first = _incoming("a", 0)
-    await run.processor.process_batch([first, _incoming("b", 1)])
-    redelivered = _incoming("a", 0, message_id=first.envelope.message_id)
-    outcomes = await run.processor.process_batch([redelivered, _incoming("c", 2)])
-    await run.processor.process_batch([_incoming("d", 3)])  # claims first: the batch before met a duplicate
-    await run.processor.process_batch([_incoming("e", 4)])  # handled as new again
+    first = create_order("a", 0)
+    await run.processor.process_batch([first, create_order("b", 1)])
+    redelivered = create_order("a", 0, message_id=first.envelope.message_id)
+    outcomes = await run.processor.process_batch([redelivered, create_order("c", 2)])
+    await run.processor.process_batch([create_order("d", 3)])  # claims first: the batch before met a duplicate
+    await run.processor.process_batch([create_order("e", 4)])  # handled as new again
 
     assert outcomes == [None, None]
     async with run.db.connect() as conn:
