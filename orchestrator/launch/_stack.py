@@ -77,6 +77,17 @@ class Stack:
         await self.start_infrastructure()
         await self.start_services()
 
+    async def renew_broker(self) -> None:
+        """The services stopped, the embedded broker restarted empty (same port), its topics created, and the
+        services started again on it: what the benchmark does between runs, since this broker's cost per produce
+        grows with what it holds (``bench/broker_growth.py``)."""
+        assert self.broker is not None, "only an embedded broker can be renewed"
+        assert self.cluster is not None, "start the stack first"
+        await asyncio.to_thread(self.cluster.stop)
+        await asyncio.to_thread(self.broker.restart)
+        await ensure_topics(self.settings)
+        await asyncio.to_thread(self.cluster.start)
+
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()

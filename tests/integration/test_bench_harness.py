@@ -75,6 +75,9 @@ def test_the_saga_harness_runs_every_saga_to_its_end_and_reports_every_figure(ro
     assert report["failure_share"] == pytest.approx(0.1)
     assert {"cpus", "python", "platform"} <= set(report["machine"])
     assert isinstance(report["infrastructure"], dict)
+    embedded = report["infrastructure"]["kafka"] == "embedded broker (Tansu)"
+    # With the embedded broker the open-loop run (the second measured) ran on a fresh broker and fresh services.
+    assert report["infrastructure"]["fresh_broker_per_run"] is embedded
     assert_workload(report["closed_loop"], runs=1)
     assert_workload(report["open_loop"], runs=1)
     assert report["open_loop"]["offered_rate_per_s"] == RATE
