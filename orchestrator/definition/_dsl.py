@@ -77,8 +77,10 @@ class SagaDefinition(Generic[StartT]):
     def position(self, name: str) -> int:
         return self._index[name]
 
-    def context(self, data: Mapping[str, Any]) -> SagaContext[StartT]:
-        return SagaContext(input=self.start.model_validate(data["input"]), results=data.get("results", {}))
+    def context(self, data: Mapping[str, Any], *, start: StartT | None = None) -> SagaContext[StartT]:
+        """``start``: the start command already validated from ``data["input"]`` (it never changes)."""
+        started = start if start is not None else self.start.model_validate(data["input"])
+        return SagaContext(input=started, results=data.get("results", {}))
 
 
 class SagaBuilder(Generic[StartT]):

@@ -16,7 +16,7 @@ from contracts import (
     SagaStarted,
     StartCommand,
 )
-from orchestrator.definition._dsl import SagaDefinition, Step
+from orchestrator.definition._dsl import SagaContext, SagaDefinition, Step
 from orchestrator.definition._errors import UnexpectedReply
 from orchestrator.definition._state import Actions, HistoryEntry, OutboundCommand, SagaState, SagaStatus
 
@@ -31,6 +31,12 @@ class _Draft:
         self.history: list[HistoryEntry] = []
         self.commands: list[OutboundCommand] = []
         self.events: list[Event] = []
+        self._start: StartCommand | None = None  # the saga's start command, validated once per transition
+
+    def context(self) -> SagaContext[Any]:
+        context = self.definition.context(self.state.data, start=self._start)
+        self._start = context.input
+        return context
 
     def note(self, type_: str, step: str | None = None, **payload: Any) -> None:
         self.history.append(HistoryEntry(type=type_, step=step, payload=payload))
@@ -46,7 +52,7 @@ class _Draft:
     # --- forward -----------------------------------------------------------------------------
 
     def send_forward(self, step: Step[Any], attempt: int) -> None:
-        context = self.definition.context(self.state.data)
+        context = self.context()
         message_id = self.state.command_id(step.name, compensation=False)
         command = step.build(context)
         self.commands.append(
@@ -71,7 +77,7 @@ class _Draft:
 
     def advance(self, after: int) -> None:
         """Send the first step after position ``after`` whose guard admits it, or complete."""
-        context = self.definition.context(self.state.data)
+        context = self.context()
         for step in self.definition.steps[after + 1 :]:
             if step.when is not None and not step.when(context):
                 self.note("step_skipped", step.name, guard=step.when_label)
@@ -133,7 +139,7 @@ class _Draft:
         compensation = self.definition.step(step_name).compensation
         assert compensation is not None  # only compensable steps are queued
         message_id = self.state.command_id(step_name, compensation=True)
-        command = compensation.build(self.definition.context(self.state.data))
+        command = compensation.build(self.context())
         self.commands.append(
             OutboundCommand(
                 participant=self.definition.step(step_name).participant,

@@ -128,15 +128,22 @@ class Consumer:
             telemetry.dead_lettered(failure.record, failure.reason, failure.detail)
 
 
-def _header_safe(records: tuple[Any, ...]) -> tuple[Any, ...]:
-    def safe(value: bytes | None) -> bytes:
-        try:
-            (value or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            return b""
-        return value or b""
+def _decodable(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
-    return tuple(dataclasses.replace(r, headers=[(k, safe(v)) for k, v in r.headers]) for r in records)
+
+def _header_safe(records: tuple[Any, ...]) -> tuple[Any, ...]:
+    if all(_decodable(v) for r in records for _, v in r.headers):
+        return records  # the usual case: no copies
+    return tuple(
+        dataclasses.replace(r, headers=[(k, v if _decodable(v) else b"") for k, v in r.headers]) for r in records
+    )
 
 
 async def _tolerant_parser(records: tuple[Any, ...], original: Callable[[Any], Awaitable[Any]]) -> Any:
