@@ -152,7 +152,11 @@ class CommandProcessor:
     Duplicates are rare (redeliveries after a crash or a rebalance), so a batch is first handled as if all of
     it were new and claimed at the end, with its replies and outbox rows, in one statement; a claim that fails
     undoes the batch (a duplicate's handler did run once more, in the pass rolled back), and it runs again
-    claiming first, as do the batches after it until one has no duplicate."""
+    claiming first, as do the batches after it until one has no duplicate.
+
+    Consecutive commands of a ``handles_batch`` handler are one call of it; its refusals undo nothing (it
+    decided before writing), and a call that raises undoes the batch, which runs again with those commands one
+    per call."""
 
     def __init__(
         self, participant: Participant, db: AsyncEngine, settings: Settings, *, publish: Publish | None
