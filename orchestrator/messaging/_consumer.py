@@ -163,12 +163,13 @@ async def _raw_records(message: Any, _original: Callable[[Any], Awaitable[Any]])
 IDLE_WAIT_MS = 200
 
 
-def _hand_over_at_once(subscriber: Any, *, max_records: int) -> None:
+def _hand_over_at_once(subscriber: Any) -> None:
     """FastStream's batch subscriber sleeps its batch timeout after every empty fetch, and records that arrive
-    meanwhile wait that sleep out: up to one fetch wait more per hop. Wait for records instead, without sleeping."""
+    meanwhile wait that sleep out: up to one fetch wait more per hop. Wait for records instead, without sleeping
+    (this replaces the only use of its batch timeout)."""
 
     async def get_msg(consumer: Any) -> tuple[Any, ...]:
-        batches = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=max_records)
+        batches = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=subscriber.max_records)
         return tuple(itertools.chain.from_iterable(batches.values()))
 
     subscriber.get_msg = get_msg
@@ -187,13 +188,12 @@ def subscribe(
         ack_policy=AckPolicy.MANUAL,
         batch=True,
         max_records=settings.consumer_batch_size,
-        batch_timeout_ms=settings.fetch_max_wait_ms,
         parser=_tolerant_parser,
         decoder=_raw_records,
         **consumer_options(settings),
     )
 
-    _hand_over_at_once(subscriber, max_records=settings.consumer_batch_size)
+    _hand_over_at_once(subscriber)
     committer = OffsetCommitter(subscriber, interval_s=settings.offset_commit_interval_s)
     gaps = GapGuard() if settings.refetch_gaps else None
 
