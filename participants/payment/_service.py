@@ -120,10 +120,11 @@ async def charge_payment(tx: BatchTransaction, cmds: Sequence[ChargePayment]) ->
     granted: list[tuple[ChargePayment, str]] = []
     replies: list[Reply] = []
     for cmd, glitch in zip(cmds, glitched, strict=True):
-        reply = glitch or _decide(cmd, limits, existing, outstanding)
+        owed = outstanding.get(cmd.customer_id, 0)
+        reply = glitch or _decide(cmd, limits.get(cmd.customer_id), existing.get(cmd.order_id), owed)
         if reply is None:
             charge_id = str(uuid.uuid4())
-            outstanding[cmd.customer_id] = outstanding.get(cmd.customer_id, 0) + cmd.amount_cents
+            outstanding[cmd.customer_id] = owed + cmd.amount_cents
             existing[cmd.order_id] = "charged"
             granted.append((cmd, charge_id))
             reply = PaymentCharged(order_id=cmd.order_id, charge_id=charge_id)
@@ -139,16 +140,14 @@ async def charge_payment(tx: BatchTransaction, cmds: Sequence[ChargePayment]) ->
     return replies
 
 
-def _decide(
-    cmd: ChargePayment, limits: dict[str, int], existing: dict[str, str], outstanding: dict[str, int]
-) -> Reply | None:
-    """The decline for this charge, or None when it is to be granted."""
-    if cmd.customer_id not in limits:
+def _decide(cmd: ChargePayment, limit: int | None, existing: str | None, owed: int | None) -> Reply | None:
+    """The decline for this charge, or None when it is to be granted: ``limit`` None for an unknown customer,
+    ``existing`` the order's charge if it has one, ``owed`` what the customer owes (None: not checked here)."""
+    if limit is None:
         return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
-    if cmd.order_id in existing:
-        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {existing[cmd.order_id]} charge")
-    limit, owed = limits[cmd.customer_id], outstanding.get(cmd.customer_id, 0)
-    if owed + cmd.amount_cents > limit:
+    if existing is not None:
+        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {existing} charge")
+    if owed is not None and owed + cmd.amount_cents > limit:
         return PaymentDeclined(
             order_id=cmd.order_id, reason=f"over the credit limit: {owed} + {cmd.amount_cents} > {limit} cents"
         )
@@ -156,22 +155,19 @@ def _decide(
 
 
 async def _charge_one(sql: Sql, cmd: ChargePayment) -> Reply:
-    """One charge in two round trips (a call with a single command)."""
+    """One charge in two round trips (a call with a single command): the insert itself checks the limit."""
     account = await sql.fetchrow(_LOCK_CUSTOMER, cmd.customer_id, cmd.order_id)
-    if account is None:
-        return PaymentDeclined(order_id=cmd.order_id, reason=f"unknown customer {cmd.customer_id}")
-    if account["existing"] is not None:
-        return PaymentDeclined(order_id=cmd.order_id, reason=f"order already has a {account['existing']} charge")
-    limit = account["credit_limit_cents"]
+    limit = account["credit_limit_cents"] if account is not None else None
+    declined = _decide(cmd, limit, account["existing"] if account is not None else None, owed=None)
+    if declined is not None:
+        return declined
     charge_id = await sql.fetchval(
         _CHARGE_WITHIN_LIMIT, cmd.customer_id, cmd.order_id, str(uuid.uuid4()), cmd.amount_cents, limit
     )
-    if charge_id is None:
-        outstanding = await sql.fetchval(_OUTSTANDING, cmd.customer_id)
-        return PaymentDeclined(
-            order_id=cmd.order_id,
-            reason=f"over the credit limit: {outstanding} + {cmd.amount_cents} > {limit} cents",
-        )
+    if charge_id is None:  # over the limit: read what is owed for the decline's reason
+        over = _decide(cmd, limit, None, owed=await sql.fetchval(_OUTSTANDING, cmd.customer_id))
+        assert over is not None, "the insert refused a charge within the limit"
+        return over
     return PaymentCharged(order_id=cmd.order_id, charge_id=charge_id)
 
 

@@ -134,6 +134,29 @@ async def test_charges_in_one_batch_count_towards_the_limit_the_next_one_is_chec
         assert [tuple(r) for r in rows] == [(o1, 60), (o3, 40)]
 
 
+async def test_a_charge_alone_takes_the_two_statement_path_with_the_same_declines(services: Services) -> None:
+    customer, o1, o2 = services.id("cust"), services.id("o1"), services.id("o2")
+    async with services.db.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO payment_svc.customer (customer_id, credit_limit_cents) VALUES (:c, 100)"), {"c": customer}
+        )
+
+    def charge(order_id: str, cents: int, who: str = customer) -> list[Command]:
+        return [ChargePayment(order_id=order_id, customer_id=who, amount_cents=cents)]
+
+    replies = [
+        *await services.run("payment", charge(o1, 60)),
+        *await services.run("payment", charge(o2, 50)),
+        *await services.run("payment", charge(o1, 10)),
+        *await services.run("payment", charge(o2, 1, who="nobody")),
+    ]
+
+    assert replies[0][1] == "PaymentCharged"
+    assert replies[1][1] == "PaymentDeclined: over the credit limit: 60 + 50 > 100 cents"
+    assert replies[2][1] == "PaymentDeclined: order already has a charged charge"
+    assert replies[3][1] == "PaymentDeclined: unknown customer nobody"
+
+
 async def test_orders_created_and_approved_in_one_batch_see_each_other(services: Services) -> None:
     o1, big, missing = services.id("o1"), services.id("big"), services.id("missing")
 
