@@ -3,7 +3,6 @@ retry, resume, cancel, compensate, verify, diagram."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +14,7 @@ from orchestrator.admin._queries import Page, SagaFilter, list_sagas, load_saga,
 from orchestrator.admin._verify import Verification, verify
 from orchestrator.admin._why import Diagnosis, explain, last_error
 from orchestrator.definition import DefinitionRegistry, OperatorVerb, UnknownDefinition, to_mermaid
-from orchestrator.messaging import describe_dead_letter, read_topic
+from orchestrator.messaging import describe_dead_letter, scan_topic
 from orchestrator.persistence import create_engine
 from orchestrator.runtime import SagaManager, SagaNotFoundError, state_as_of, utc_now
 from orchestrator.settings import Settings
@@ -99,11 +98,13 @@ class AdminService:
         problem: str | None = None
         if dead_letters:
             try:
-                found = await asyncio.wait_for(self._dead_letters_of(saga_id), DEAD_LETTER_SCAN_S)
+                found, problem = await self._dead_letters_of(saga_id)
             except Exception as exc:  # the diagnosis is still useful without the DLQ
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                problem = (
+                    f"not checked: {type(exc).__name__}: {exc}" if str(exc) else f"not checked: {type(exc).__name__}"
+                )
         else:
-            problem = "skipped"
+            problem = "not checked: skipped"
         try:
             definition = self._registry.get(row["saga_type"], row["definition_version"])
         except UnknownDefinition:
@@ -117,10 +118,24 @@ class AdminService:
             dead_letters_error=problem,
         )
 
-    async def _dead_letters_of(self, saga_id: str) -> list[dict[str, Any]]:
-        records = await read_topic(self._settings.kafka_bootstrap_servers, self._settings.topics.dlq, timeout_s=5)
-        described = [describe_dead_letter(r) for r in records]
-        return [d for d in described if saga_id in {d["saga_id"], d["key"]}]
+    async def _dead_letters_of(self, saga_id: str) -> tuple[list[dict[str, Any]], str | None]:
+        """The dead letters that concern the saga (by its id in the key or the saga-id header), and what was not
+        checked: the DLQ is streamed, not held, and read for at most ``DEAD_LETTER_SCAN_S``."""
+
+        def concerns_saga(record: Any) -> bool:
+            described = describe_dead_letter(record)
+            return saga_id in {described["saga_id"], described["key"]}
+
+        scan = await scan_topic(
+            self._settings.kafka_bootstrap_servers,
+            self._settings.topics.dlq,
+            concerns_saga,
+            timeout_s=DEAD_LETTER_SCAN_S,
+        )
+        unchecked = None
+        if not scan.complete:
+            unchecked = f"checked only in part: {scan.scanned} read in {DEAD_LETTER_SCAN_S:g} s, the rest not read"
+        return [describe_dead_letter(r) for r in scan.kept], unchecked
 
     async def operate(self, verb: OperatorVerb, saga_id: str, *, reason: str, actor: str) -> OperationResult:
         actions = await self._manager.operate(verb, saga_id, reason=reason, actor=actor)

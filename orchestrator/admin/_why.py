@@ -103,8 +103,8 @@ def explain(
             for d in dead_letters
         ]
         suggestions.append("after fixing the cause: sagaline dlq replay <offset>")
-    elif dead_letters_error:
-        details.append(f"dead letters not checked: {dead_letters_error}")
+    if dead_letters_error:
+        details.append(f"dead letters {dead_letters_error}")
     if status is SagaStatus.COMPLETED:
         summary = f"completed {ago(row['updated_at'], now)}: nothing to do"
         return Diagnosis(**base, moving=False, summary=summary, details=details, suggestions=suggestions)

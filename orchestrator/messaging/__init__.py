@@ -17,6 +17,7 @@ from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard
 from orchestrator.messaging._reader import read_topic
 from orchestrator.messaging._relay import OutboxRelay
 from orchestrator.messaging._rewind import rewind_if_past_end, watch_positions
+from orchestrator.messaging._scan import TopicScan, scan_topic
 from orchestrator.messaging._store import (
     OutboxRecord,
     Publish,
@@ -49,6 +50,7 @@ __all__ = [
     "RecordRef",
     "Rejected",
     "StoredReply",
+    "TopicScan",
     "Written",
     "body_bytes",
     "claim_answered",
@@ -71,6 +73,7 @@ __all__ = [
     "record_ref",
     "release_inbox",
     "rewind_if_past_end",
+    "scan_topic",
     "store_replies",
     "stored_replies",
     "subscribe",

@@ -83,7 +83,7 @@ def test_a_scheduled_retry_and_dead_letters() -> None:
 
 def test_terminal_states_and_a_missing_definition() -> None:
     failed = row(status="failed", failure_reason="compensation of charge_payment: refund down", to_compensate=["x"])
-    found = explain(failed, [], now=NOW, definition=None, dead_letters_error="broker unreachable")
+    found = explain(failed, [], now=NOW, definition=None, dead_letters_error="not checked: broker unreachable")
     assert found.summary.startswith("failed 10.0 s ago: compensation of charge_payment: refund down.")
     assert found.suggestions[0] == "fix the cause, then: sagaline saga resume s-1"
     assert "dead letters not checked: broker unreachable" in found.details
