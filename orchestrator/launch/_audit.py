@@ -46,6 +46,16 @@ async def audit(engine: AsyncEngine, saga_ids: list[str] | None = None) -> Audit
                 ),
             )
         ).all()
+        balances = (
+            await conn.execute(
+                text(
+                    "SELECT c.customer_id, c.outstanding_cents, coalesce(sum(ch.amount_cents), 0) AS charged "
+                    "FROM payment_svc.customer c LEFT JOIN payment_svc.charge ch "
+                    "ON ch.customer_id = c.customer_id AND ch.status = 'charged' "
+                    "GROUP BY c.customer_id, c.outstanding_cents",
+                ),
+            )
+        ).all()
         twice = (
             await conn.execute(
                 text(
@@ -90,6 +100,11 @@ async def audit(engine: AsyncEngine, saga_ids: list[str] | None = None) -> Audit
             )
         if row.reserved > row.on_hand or row.reserved < 0:
             report.violations.append(f"stock {row.sku}: reserved={row.reserved} outside 0..{row.on_hand}")
+    report.violations += [
+        f"customer {row.customer_id}: outstanding={row.outstanding_cents} but live charges sum to {row.charged}"
+        for row in balances
+        if row.outstanding_cents != row.charged
+    ]
     report.violations += [f"saga {r.saga_id}: {r.type} for {r.step} recorded {r[3]} times" for r in twice]
     return report
 

@@ -19,6 +19,7 @@ from contracts import (
     Command,
     CreateOrder,
     LineItem,
+    RefundPayment,
     ReserveInventory,
     ScheduleShipment,
 )
@@ -132,10 +133,13 @@ async def test_charges_in_one_batch_count_towards_the_limit_the_next_one_is_chec
             {"c": customer},
         )
         assert [tuple(r) for r in rows] == [(o1, 60), (o3, 40)]
+    assert await _balance(services, customer) == 100
 
 
-async def test_a_charge_alone_takes_the_two_statement_path_with_the_same_declines(services: Services) -> None:
-    customer, o1, o2 = services.id("cust"), services.id("o1"), services.id("o2")
+async def test_charges_one_per_batch_see_the_balance_the_earlier_ones_left_and_refunds_take_it_back(
+    services: Services,
+) -> None:
+    customer, o1, o2, o3 = services.id("cust"), services.id("o1"), services.id("o2"), services.id("o3")
     async with services.db.begin() as conn:
         await conn.execute(
             text("INSERT INTO payment_svc.customer (customer_id, credit_limit_cents) VALUES (:c, 100)"), {"c": customer}
@@ -150,11 +154,31 @@ async def test_a_charge_alone_takes_the_two_statement_path_with_the_same_decline
         *await services.run("payment", charge(o1, 10)),
         *await services.run("payment", charge(o2, 1, who="nobody")),
     ]
+    assert await _balance(services, customer) == 60
+    refunds = await services.run("payment", [RefundPayment(order_id=o1), RefundPayment(order_id=o3)])
+    after_refund = await services.run("payment", [*charge(o2, 50), *charge(o3, 10)])
 
     assert replies[0][1] == "PaymentCharged"
     assert replies[1][1] == "PaymentDeclined: over the credit limit: 60 + 50 > 100 cents"
     assert replies[2][1] == "PaymentDeclined: order already has a charged charge"
     assert replies[3][1] == "PaymentDeclined: unknown customer nobody"
+    assert [r for _, r in refunds] == ["PaymentRefunded", "PaymentRefunded"]
+    assert [r for _, r in after_refund] == [
+        "PaymentCharged",
+        "PaymentDeclined: order already has a refunded charge",  # refunded before it was charged: a tombstone
+    ]
+    assert await _balance(services, customer) == 50
+
+
+async def _balance(services: Services, customer: str) -> int:
+    async with services.db.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text("SELECT outstanding_cents FROM payment_svc.customer WHERE customer_id = :c"), {"c": customer}
+                )
+            ).scalar_one()
+        )
 
 
 async def test_orders_created_and_approved_in_one_batch_see_each_other(services: Services) -> None:
