@@ -30,7 +30,9 @@ from orchestrator.launch import AuditReport, Stack, audit, plan_orders
 from orchestrator.persistence import create_engine
 
 POLL_S = {CLOSED: 0.01, OPEN: 0.02}  # the closed loop starts the next saga when it notices one ended
-BACKLOG_EVERY_S = 0.1
+# Counting five outbox tables full of just-deleted rows took Postgres 2.3 ms (pg_stat_statements): at 100 ms
+# that was ~2 % of a core taken from the stack it measures; a backlog under load lasts longer than 0.5 s.
+BACKLOG_EVERY_S = 0.5
 
 
 @dataclass(frozen=True)
