@@ -100,9 +100,7 @@ class AdminService:
             try:
                 found, problem = await self._dead_letters_of(saga_id)
             except Exception as exc:  # the diagnosis is still useful without the DLQ
-                problem = (
-                    f"not checked: {type(exc).__name__}: {exc}" if str(exc) else f"not checked: {type(exc).__name__}"
-                )
+                problem = f"not checked: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
         else:
             problem = "not checked: skipped"
         try:

@@ -3,9 +3,38 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+FETCH_WAIT_MS = 50
+
+
+@asynccontextmanager
+async def assigned_reader(
+    bootstrap_servers: str, topic: str, *, partition: int | None = None
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A started consumer outside any group, assigned the topic's partitions (all, or one) as the broker knows them
+    now, and those partitions (none for a missing topic). It commits nothing; the caller seeks."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_WAIT_MS,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to refresh
+        known = consumer.partitions_for_topic(topic) or set()
+        partitions = [TopicPartition(topic, p) for p in sorted(known) if partition is None or p == partition]
+        if partitions:
+            consumer.assign(partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()
 
 
 async def read_topic(
@@ -19,22 +48,10 @@ async def read_topic(
 ) -> list[Any]:
     """Records of ``topic`` (all partitions, or one) from the beginning or ``start_offset``.
     Stops after three empty fetches in a row, ``max_records``, or ``timeout_s``. Commits nothing."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
-    await consumer.start()
     records: list[Any] = []
-    try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to refresh
-        known = consumer.partitions_for_topic(topic) or set()
-        partitions = [TopicPartition(topic, p) for p in sorted(known) if partition is None or p == partition]
+    async with assigned_reader(bootstrap_servers, topic, partition=partition) as (consumer, partitions):
         if not partitions:
             return []
-        consumer.assign(partitions)
         for tp in partitions:
             if start_offset is None:
                 await consumer.seek_to_beginning(tp)
@@ -49,6 +66,4 @@ async def read_topic(
             idle = 0 if fetched else idle + 1
             if max_records is not None and len(records) >= max_records:
                 break
-    finally:
-        await consumer.stop()
     return records

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-FETCH_WAIT_MS = 50
+from orchestrator.messaging._reader import FETCH_WAIT_MS, assigned_reader
 
 
 @dataclass
@@ -31,22 +31,11 @@ async def scan_topic(
     """Reads ``topic`` from the beginning to the end it has when each partition is first fetched (its high
     watermark, which this broker reports correctly, unlike ``end_offsets``), keeping the records ``keep`` admits.
     Stops at ``timeout_s`` with ``complete`` False. Commits nothing, joins no group."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=FETCH_WAIT_MS,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
-    await consumer.start()
     scan = TopicScan()
-    try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to refresh
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+    async with assigned_reader(bootstrap_servers, topic) as (consumer, partitions):
         if not partitions:
             scan.complete = True
             return scan
-        consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends: dict[TopicPartition, int] = {}
         deadline = time.monotonic() + timeout_s
@@ -61,6 +50,4 @@ async def scan_topic(
             if len(ends) == len(partitions) and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
                 scan.complete = True
                 break
-    finally:
-        await consumer.stop()
     return scan

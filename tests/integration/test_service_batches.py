@@ -105,10 +105,7 @@ async def test_charges_in_one_batch_count_towards_the_limit_the_next_one_is_chec
     services: Services,
 ) -> None:
     customer, o1, o2, o3 = services.id("cust"), services.id("o1"), services.id("o2"), services.id("o3")
-    async with services.db.begin() as conn:
-        await conn.execute(
-            text("INSERT INTO payment_svc.customer (customer_id, credit_limit_cents) VALUES (:c, 100)"), {"c": customer}
-        )
+    await _new_customer(services, customer, limit_cents=100)
 
     def charge(order_id: str, cents: int, who: str = customer) -> ChargePayment:
         return ChargePayment(order_id=order_id, customer_id=who, amount_cents=cents)
@@ -140,10 +137,7 @@ async def test_charges_one_per_batch_see_the_balance_the_earlier_ones_left_and_r
     services: Services,
 ) -> None:
     customer, o1, o2, o3 = services.id("cust"), services.id("o1"), services.id("o2"), services.id("o3")
-    async with services.db.begin() as conn:
-        await conn.execute(
-            text("INSERT INTO payment_svc.customer (customer_id, credit_limit_cents) VALUES (:c, 100)"), {"c": customer}
-        )
+    await _new_customer(services, customer, limit_cents=100)
 
     def charge(order_id: str, cents: int, who: str = customer) -> list[Command]:
         return [ChargePayment(order_id=order_id, customer_id=who, amount_cents=cents)]
@@ -168,6 +162,14 @@ async def test_charges_one_per_batch_see_the_balance_the_earlier_ones_left_and_r
         "PaymentDeclined: order already has a refunded charge",  # refunded before it was charged: a tombstone
     ]
     assert await _balance(services, customer) == 50
+
+
+async def _new_customer(services: Services, customer: str, *, limit_cents: int) -> None:
+    async with services.db.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO payment_svc.customer (customer_id, credit_limit_cents) VALUES (:c, :limit)"),
+            {"c": customer, "limit": limit_cents},
+        )
 
 
 async def _balance(services: Services, customer: str) -> int:
