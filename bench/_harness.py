@@ -86,7 +86,10 @@ class _Session:
             counts = f"{len(record.sent_at)}/{sagas} started, {ended} ended, {watcher.in_flight} in flight"
             return f"{label}: {counts}, {rate:.1f} sagas/s"
 
-        async with Periodic(watcher.poll, POLL_S[workload], name="terminal-watcher"), ticking(self.progress, status):
+        async with (
+            Periodic(watcher.poll, lambda: watcher.poll_interval_s(POLL_S[workload]), name="terminal-watcher"),
+            ticking(self.progress, status),
+        ):
             if workload == CLOSED:
                 await closed_loop(
                     self.starter,

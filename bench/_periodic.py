@@ -8,12 +8,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Self
 
+Interval = float | Callable[[], float]  # seconds, or asked again before every wait
+
 
 class Periodic:
     """Runs ``step`` every ``interval_s`` while the ``async with`` block runs. Stopping waits for the step under
     way instead of cancelling it: a cancelled asyncpg query leaves its connection busy for the next one."""
 
-    def __init__(self, step: Callable[[], Awaitable[None]], interval_s: float, *, name: str) -> None:
+    def __init__(self, step: Callable[[], Awaitable[None]], interval_s: Interval, *, name: str) -> None:
         self._step = step
         self._interval_s = interval_s
         self._name = name
@@ -33,5 +35,6 @@ class Periodic:
         while not self._stop.is_set():
             began = time.monotonic()
             await self._step()
+            interval_s = self._interval_s() if callable(self._interval_s) else self._interval_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), max(0.0, self._interval_s - (time.monotonic() - began)))
+                await asyncio.wait_for(self._stop.wait(), max(0.0, interval_s - (time.monotonic() - began)))
