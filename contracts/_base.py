@@ -20,11 +20,17 @@ class Message(BaseModel):
     @classmethod
     def type_name(cls) -> str:
         """The literal value of the ``type`` field: the name the registry knows it by."""
-        default = cls.model_fields["type"].default
-        if not isinstance(default, str):  # pragma: no cover - guarded by the registry
-            msg = f"{cls.__name__} must declare a literal `type` with a default"
-            raise TypeError(msg)
-        return default
+        name = _TYPE_NAMES.get(cls)
+        if name is None:  # looked up once per class: pydantic's model_fields is slow enough to show per message
+            default = cls.model_fields["type"].default
+            if not isinstance(default, str):  # pragma: no cover - guarded by the registry
+                msg = f"{cls.__name__} must declare a literal `type` with a default"
+                raise TypeError(msg)
+            name = _TYPE_NAMES[cls] = default
+        return name
+
+
+_TYPE_NAMES: dict[type[Message], str] = {}
 
 
 class Command(Message):

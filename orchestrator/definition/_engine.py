@@ -34,7 +34,7 @@ class _Draft:
         self._start: StartCommand | None = None  # the saga's start command, validated once per transition
 
     def context(self) -> SagaContext[Any]:
-        context = self.definition.context(self.state.data, start=self._start)
+        context = self.definition.context(self.state.data, start=self._start, saga_id=self.state.saga_id)
         self._start = context.input
         return context
 
@@ -186,6 +186,7 @@ def start(definition: SagaDefinition[Any], saga_id: str, command: StartCommand, 
         data={"input": command.model_dump(mode="json"), "results": {}},
         expires_at=now + definition.time_to_live,
     )
+    definition.remember_start(saga_id, state.data["input"], command)
     draft = _Draft(definition, state, now)
     draft.note("started", input=state.data["input"])
     draft.events.append(SagaStarted(saga_id=saga_id, saga_type=definition.name))
