@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
+from orchestrator.messaging._partitioner import KeyHashPartitioner
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         request_timeout_ms=15_000,
         max_request_size=FETCH_LIMIT_BYTES,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        partitioner=KeyHashPartitioner(),
     )
 
 

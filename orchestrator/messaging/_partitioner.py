@@ -1,0 +1,30 @@
+"""Which partition a keyed record goes to: Kafka's own murmur2 choice, without recomputing it for every record."""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Sequence
+
+from aiokafka.partitioner import murmur2
+
+# Keys are saga ids and order ids, and each is sent several times within seconds (a saga's commands and
+# replies): remembering the last few thousand hashes spares most of aiokafka's pure-Python murmur2.
+HASHES_KEPT = 8192
+
+
+@functools.lru_cache(maxsize=HASHES_KEPT)
+def _positive_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+class KeyHashPartitioner:
+    """aiokafka's ``DefaultPartitioner``, the same choice as the Java client's, made cheaper: one partition
+    needs no hash (the embedded stack's topics), and a key's hash is kept for its next record."""
+
+    def __call__(self, key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+        if len(all_partitions) == 1:
+            return all_partitions[0]
+        if key is None:
+            return random.choice(available or all_partitions)  # noqa: S311 - spreading load, not security
+        return all_partitions[_positive_hash(key) % len(all_partitions)]
