@@ -26,6 +26,10 @@ def header_name(field: str) -> str:
     return HEADER_PREFIX + field.replace("_", "-")
 
 
+_HEADER_OF_FIELD = {field: header_name(field) for field in _HEADER_FIELDS}  # built once: every message needs them
+_FIELD_OF_HEADER = {header: field for field, header in _HEADER_OF_FIELD.items()}
+
+
 class EnvelopeError(ValueError):
     """The record's headers do not form a valid envelope."""
 
@@ -51,19 +55,18 @@ class Envelope(BaseModel):
 
     def to_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
-        for field in _HEADER_FIELDS:
+        for field, header in _HEADER_OF_FIELD.items():
             value = getattr(self, field)
             if value is not None:
-                headers[header_name(field)] = str(value)
+                headers[header] = str(value)
         return headers
 
     @classmethod
     def header_values(cls, headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
         """The envelope's fields found in raw Kafka headers (last one wins)."""
-        names = {header_name(f): f for f in _HEADER_FIELDS}
         found: dict[str, str] = {}
         for key, value in headers:
-            field = names.get(key)
+            field = _FIELD_OF_HEADER.get(key)
             if field is not None and value is not None:
                 try:
                     found[field] = value.decode("utf-8")
