@@ -18,7 +18,7 @@ from orchestrator.definition._operator import (
 )
 from orchestrator.definition._registry import DefinitionRegistry, UnknownDefinition
 from orchestrator.definition._retry import COMPENSATION_RETRY, DEFAULT_RETRY, RetryPolicy
-from orchestrator.definition._state import Actions, HistoryEntry, OutboundCommand, SagaState, SagaStatus
+from orchestrator.definition._state import Actions, HistoryEntry, OutboundCommand, SagaState, SagaStatus, name_based_id
 
 __all__ = [
     "COMPENSATION_RETRY",
@@ -48,6 +48,7 @@ __all__ = [
     "cancel",
     "compensate",
     "compile_machine",
+    "name_based_id",
     "on_reply",
     "on_timeout",
     "refusal",

@@ -71,9 +71,9 @@ class SagaState:
         return name_based_id(f"{self.saga_id}/{phase}/{step}/{self.epoch}")
 
 
-def name_based_id(name: str) -> str:
-    """``str(uuid.uuid5(MESSAGE_ID_NAMESPACE, name))``, the same text, without building a ``UUID`` (5x faster)."""
-    digest = bytearray(hashlib.sha1(MESSAGE_ID_NAMESPACE.bytes + name.encode("utf-8")).digest()[:16])  # noqa: S324
+def name_based_id(name: str, namespace: uuid.UUID = MESSAGE_ID_NAMESPACE) -> str:
+    """``str(uuid.uuid5(namespace, name))``, the same text, without building a ``UUID`` (5x faster)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8")).digest()[:16])  # noqa: S324
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = digest.hex()

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import Command, CommandFailed, Envelope, FailureReply, Reply, header_name
 from orchestrator import telemetry
+from orchestrator.definition import name_based_id
 from orchestrator.messaging import (
     BatchProcessor,
     Incoming,
@@ -229,7 +230,7 @@ class CommandProcessor:
         command = incoming.envelope
         suffix = f"reply/{command.attempt}" if retryable else "reply"
         envelope = Envelope(
-            message_id=str(uuid.uuid5(REPLY_ID_NAMESPACE, f"{command.message_id}/{suffix}")),
+            message_id=name_based_id(f"{command.message_id}/{suffix}", REPLY_ID_NAMESPACE),
             type=reply.type_name(),
             saga_id=command.saga_id,
             saga_type=command.saga_type,

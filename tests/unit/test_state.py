@@ -28,6 +28,11 @@ def test_name_based_ids_are_the_uuid5_text(name: str) -> None:
     assert name_based_id(name) == str(uuid.uuid5(MESSAGE_ID_NAMESPACE, name))
 
 
+@given(st.text(), st.uuids())
+def test_name_based_ids_in_any_namespace_are_the_uuid5_text(name: str, namespace: uuid.UUID) -> None:
+    assert name_based_id(name, namespace) == str(uuid.uuid5(namespace, name))
+
+
 def test_a_command_id_is_stable_per_saga_step_direction_and_epoch() -> None:
     expected = str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "order-1/undo/charge_payment/2"))
     assert dataclasses.replace(STATE, epoch=2).command_id("charge_payment", compensation=True) == expected
