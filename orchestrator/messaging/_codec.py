@@ -50,8 +50,11 @@ class DecodeError(ValueError):
         self.detail = detail
 
 
-def decode(record: RecordRef, *, require_envelope: bool, max_bytes: int | None = None) -> Incoming:
-    """Parse headers and body. Without ``require_envelope`` a bare JSON body is accepted (``saga.start``)."""
+def decode(
+    record: RecordRef, *, require_envelope: bool, max_bytes: int | None = None, span: ConsumerSpan | None = None
+) -> Incoming:
+    """Parse headers and body. Without ``require_envelope`` a bare JSON body is accepted (``saga.start``);
+    ``span``: the record's consumer span, carried by the result."""
     if record.value is None:
         raise DecodeError("undecodable", "record has no value (tombstone)")
     if max_bytes is not None and len(record.value) > max_bytes:
@@ -72,7 +75,7 @@ def decode(record: RecordRef, *, require_envelope: bool, max_bytes: int | None =
     except EnvelopeError as exc:
         raise DecodeError("bad-envelope", str(exc)) from exc
     trace = {k: v.decode("utf-8", "replace") for k, v in record.headers if k in TRACE_HEADERS and v is not None}
-    return Incoming(record=record, envelope=envelope, message=message, trace_headers=trace)
+    return Incoming(record=record, envelope=envelope, message=message, trace_headers=trace, span=span)
 
 
 def encode_body(message: Message) -> dict[str, object]:

@@ -87,11 +87,12 @@ class Consumer:
                         record,
                         require_envelope=record.topic not in self._bare_json_topics,
                         max_bytes=self._max_message_bytes,
+                        span=span,
                     )
                 except DecodeError as exc:
                     failures.append(_Failure(record, span, exc.reason, exc.detail))
                     continue
-                decoded.append(dataclasses.replace(incoming, span=span))
+                decoded.append(incoming)
             for incoming, outcome in zip(decoded, await self._process(decoded), strict=True):
                 if outcome is not None:
                     failures.append(_Failure(incoming.record, incoming.span, outcome.reason, outcome.detail))
