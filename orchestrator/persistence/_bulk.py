@@ -23,6 +23,7 @@ from orchestrator.messaging import (
     outbox_insert,
 )
 from orchestrator.persistence._db import text_ids
+from orchestrator.persistence._known import KnownSagas, RowVersion
 from orchestrator.persistence._sagas import saga_columns, state_from_row
 from orchestrator.persistence._tables import inbox, outbox, saga_event, saga_instance
 
@@ -44,11 +45,37 @@ class HistoryAppend:
     snapshot: Mapping[str, Any]
 
 
-Locked = dict[str, tuple[SagaState, dict[str, str] | None]]
+Locked = dict[str, tuple[SagaState, Mapping[str, str] | None]]
 
 
 def _locked(rows: Iterable[Mapping[str, Any] | RowMapping]) -> Locked:
     return {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows}
+
+
+# What a kept row need not send: its JSON columns (the rest are a few scalars, cheaper to take than to leave).
+_JSON_COLUMNS = ("data", "completed_steps", "to_compensate", "trace_context")
+_SCALAR_COLUMNS = tuple(
+    c.name for c in saga_instance.columns if c.name not in _JSON_COLUMNS and c.name not in {"version", "created_at"}
+)
+_LOCKED_COLUMNS = ", ".join(
+    [
+        "l.version",
+        "l.created_at",
+        "k.id IS NOT NULL AS kept",
+        *(f"l.{name}" for name in _SCALAR_COLUMNS),
+        *(f"CASE WHEN k.id IS NULL THEN l.{name} END AS {name}" for name in _JSON_COLUMNS),
+    ]
+)
+
+
+def _locked_or_kept(rows: Iterable[Mapping[str, Any]], known: KnownSagas | None) -> Locked:
+    locked: Locked = {}
+    for row in rows:
+        kept = known.get(row["id"]) if known is not None and row["kept"] else None
+        locked[row["id"]] = (
+            (kept.state, kept.trace) if kept is not None else (state_from_row(row), row["trace_context"])
+        )
+    return locked
 
 
 async def lock_sagas(conn: AsyncConnection, saga_ids: Collection[str]) -> Locked:
@@ -69,26 +96,38 @@ async def lock_sagas(conn: AsyncConnection, saga_ids: Collection[str]) -> Locked
 
 
 async def claim_and_lock(
-    conn: AsyncConnection, consumer: str, message_ids: Sequence[str], saga_ids: Collection[str]
+    conn: AsyncConnection,
+    consumer: str,
+    message_ids: Sequence[str],
+    saga_ids: Collection[str],
+    known: KnownSagas | None = None,
 ) -> tuple[set[str], Locked]:
     """In one statement: the inbox claims of ``message_ids`` (the ids seen for the first time) and
-    ``lock_sagas`` of ``saga_ids``."""
+    ``lock_sagas`` of ``saga_ids``; a row still at the version ``known`` wrote is taken from ``known``."""
     params = Params()
+    rows_known = known.rows(saga_ids) if known is not None else {}
+    kept = (
+        f"unnest({params.add(list(rows_known), 'text[]')}, "
+        f"{params.add([r.version for r in rows_known.values()], 'int[]')}, "
+        f"{params.add([r.created_at for r in rows_known.values()], 'timestamptz[]')}) AS k(id, version, created_at)"
+    )
     sql = (
         f"WITH claimed AS ({inbox_claim(inbox, consumer, message_ids, params=params)}), "
         f"locked AS (SELECT * FROM {saga_instance.fullname} WHERE id = ANY({params.add(sorted(saga_ids), 'text[]')}) "
         "ORDER BY id FOR UPDATE) "
-        "SELECT ARRAY(SELECT message_id FROM claimed) AS claimed_ids, locked.* FROM (SELECT 1) AS one "
-        "LEFT JOIN locked ON true"
+        f"SELECT ARRAY(SELECT message_id FROM claimed) AS claimed_ids, {_LOCKED_COLUMNS} FROM (SELECT 1) AS one "
+        f"LEFT JOIN locked AS l ON true LEFT JOIN {kept} "
+        "ON k.id = l.id AND k.version = l.version AND k.created_at = l.created_at"
     )
     rows = await (await driver_connection(conn)).fetch(sql, *params.values)
-    return set(rows[0]["claimed_ids"]), _locked(row for row in rows if row["id"] is not None)
+    return set(rows[0]["claimed_ids"]), _locked_or_kept((row for row in rows if row["id"] is not None), known)
 
 
 @dataclass(frozen=True)
 class BatchWritten:
     inserted: set[str]  # new sagas actually inserted (an id that already existed is left alone)
     outbox: Written
+    rows: dict[str, RowVersion]  # every saga row inserted or updated, as it now is
 
 
 _SAGA_COLUMNS = (
@@ -140,7 +179,7 @@ def _insert_new(new: Sequence[NewSaga], now: str, params: Params) -> str:
         f"INSERT INTO {saga_instance.fullname} (id, saga_type, definition_version, trace_context, {_NAMES}, "
         f"created_at, updated_at) SELECT n.id, n.saga_type, n.definition_version, n.trace_context::jsonb, {values}, "
         f"{now}, {now} FROM unnest({', '.join(arrays)}) AS n(id, saga_type, definition_version, trace_context, "
-        f"{_NAMES}) ON CONFLICT (id) DO NOTHING RETURNING id"
+        f"{_NAMES}) ON CONFLICT (id) DO NOTHING RETURNING id, version, created_at"
     )
 
 
@@ -149,7 +188,7 @@ def _update(states: Sequence[SagaState], now: str, params: Params) -> str:
     sets = ", ".join(f"{name} = {_cast(name, sql_type, 'u')}" for name, sql_type in _SAGA_COLUMNS)
     return (
         f"UPDATE {saga_instance.fullname} AS s SET {sets}, version = s.version + 1, updated_at = {now} "
-        f"FROM unnest({', '.join(arrays)}) AS u(id, {_NAMES}) WHERE s.id = u.id RETURNING s.id"
+        f"FROM unnest({', '.join(arrays)}) AS u(id, {_NAMES}) WHERE s.id = u.id RETURNING s.id, s.version, s.created_at"
     )
 
 
@@ -196,17 +235,35 @@ async def write_batch(
     if new:
         parts.append(f"new_sagas AS ({_insert_new(new, at, params)})")
     else:
-        parts.append("new_sagas AS (SELECT NULL::text AS id WHERE false)")
+        parts.append(
+            "new_sagas AS (SELECT NULL::text AS id, NULL::int AS version, NULL::timestamptz AS created_at WHERE false)"
+        )
+    written_rows = "SELECT id, version, created_at FROM new_sagas"
     if updated:
         parts.append(f"updated AS ({_update(updated, at, params)})")
+        written_rows += " UNION ALL SELECT id, version, created_at FROM updated"
+    parts.append(f"written_rows AS ({written_rows})")
     appends = [a for a in appends if a.entries]
     if appends:
         parts.append(f"history AS ({_append(appends, {s.state.saga_id for s in new}, at, params)})")
     if records:
         parts.append(f"outbox AS ({outbox_insert(outbox, records, inline=inline, params=params)})")
     outbox_ids = "ARRAY(SELECT id FROM outbox ORDER BY id)" if records else "'{}'::bigint[]"
-    sql = f"WITH {', '.join(parts)} SELECT ARRAY(SELECT id FROM new_sagas) AS inserted, {outbox_ids} AS outbox_ids"
+    rows = ", ".join(
+        f"ARRAY(SELECT {c} FROM written_rows ORDER BY id) AS row_{c}" for c in ("id", "version", "created_at")
+    )
+    sql = (
+        f"WITH {', '.join(parts)} SELECT ARRAY(SELECT id FROM new_sagas) AS inserted, {outbox_ids} AS outbox_ids, "
+        f"{rows}"
+    )
     row = await (await driver_connection(conn)).fetchrow(sql, *params.values)
     return BatchWritten(
-        inserted=set(row["inserted"]), outbox=Written(ids=tuple(row["outbox_ids"]), records=tuple(records))
+        inserted=set(row["inserted"]),
+        outbox=Written(ids=tuple(row["outbox_ids"]), records=tuple(records)),
+        rows={
+            saga_id: RowVersion(version, created_at)
+            for saga_id, version, created_at in zip(
+                row["row_id"], row["row_version"], row["row_created_at"], strict=True
+            )
+        },
     )

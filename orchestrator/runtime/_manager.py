@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from orchestrator.definition import (
 from orchestrator.messaging import Incoming, Publish, Rejected, Written, release_inbox
 from orchestrator.persistence import claim_due, inbox
 from orchestrator.persistence._bulk import claim_and_lock, lock_sagas
+from orchestrator.persistence._known import KnownSagas
 from orchestrator.runtime._transitions import StartRaced, Transition, write_transitions
 from orchestrator.settings import Settings
 
@@ -73,6 +74,7 @@ class SagaManager:
         self._definitions = definitions
         self._publish = publish
         self._clock = clock
+        self._known = KnownSagas()
 
     async def process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
         """Start commands and replies, in order; returns None or the rejection, input by input."""
@@ -182,6 +184,7 @@ class SagaManager:
             now=now,
             after_commit=after_commit,
             inline=self._publish is not None,
+            known=self._known,
         )
 
     def _committed(self, written: Written, after_commit: telemetry.AfterCommit) -> None:
@@ -208,12 +211,18 @@ class _BatchRun:
         self._now = now
         self._claimed: set[str] = set()
         self._rejected: set[str] = set()
-        self._sagas: dict[str, tuple[SagaState, dict[str, str] | None]] = {}
+        self._sagas: dict[str, tuple[SagaState, Mapping[str, str] | None]] = {}
         self.transitions: list[Transition] = []
 
     async def prepare(self, inputs: Sequence[Incoming], saga_ids: set[str]) -> None:
         ids = [incoming.envelope.message_id for incoming in inputs]
-        self._claimed, self._sagas = await claim_and_lock(self._conn, CONSUMER, ids, saga_ids)
+        self._claimed, self._sagas = await claim_and_lock(
+            self._conn,
+            CONSUMER,
+            ids,
+            saga_ids,
+            self._manager._known,  # noqa: SLF001 - the manager's own memory
+        )
 
     async def release_rejected(self) -> None:
         await release_inbox(self._conn, inbox, CONSUMER, self._rejected)

@@ -14,6 +14,7 @@ from orchestrator.definition import Actions, SagaState
 from orchestrator.messaging import OutboxRecord, Written
 from orchestrator.persistence import snapshot
 from orchestrator.persistence._bulk import HistoryAppend, NewSaga, write_batch
+from orchestrator.persistence._known import KnownSagas
 from orchestrator.runtime._outbound import outbox_records
 
 
@@ -41,9 +42,11 @@ async def write_transitions(
     now: datetime,
     after_commit: telemetry.AfterCommit,
     inline: bool,
+    known: KnownSagas | None = None,
 ) -> Written:
     """Persist transitions in order. Several may concern one saga: its row gets the last state. Returns
-    the outbox rows written (``inline``: for the caller to publish after the commit)."""
+    the outbox rows written (``inline``: for the caller to publish after the commit). ``known`` learns the
+    rows written once the transaction committed."""
     if not transitions:
         return Written(ids=(), records=())
     new = [t for t in transitions if t.before is None]
@@ -80,4 +83,13 @@ async def write_transitions(
     )
     if len(written.inserted) < len(new):
         raise StartRaced(", ".join(sorted(new_ids - written.inserted)))
+    if known is not None:
+        traces = {t.actions.state.saga_id: t.trace for t in transitions}
+        written_rows = written.rows
+
+        def remember() -> None:
+            for saga_id, row in written_rows.items():
+                known.remember(saga_id, row, final[saga_id], traces[saga_id])
+
+        after_commit.append(remember)
     return written.outbox

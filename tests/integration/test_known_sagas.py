@@ -1,0 +1,151 @@
+"""An orchestrator keeps the saga states it wrote and skips reading back rows nobody else changed, over real
+Postgres: a row another writer changed, or a saga purged and started again under the same id, is read afresh."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import Envelope, Message, PlaceOrder, Reply
+from orchestrator.definition import DefinitionRegistry, OperatorVerb, SagaStatus
+from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body
+from orchestrator.migrate import upgrade
+from orchestrator.persistence import create_engine
+from orchestrator.runtime import SagaManager
+from orchestrator.sagas import ORDER_FULFILLMENT
+from orchestrator.settings import Settings
+from tests.support.order_replies import SUCCESS
+from tests.support.saga_run import PLACE_ORDER
+
+pytestmark = pytest.mark.integration
+
+_offsets = itertools.count()
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(upgrade, database_url)
+    db = create_engine(database_url, pool_size=2)
+    yield db
+    await db.dispose()
+
+
+def _manager(db: AsyncEngine, database_url: str, sent: list[Written]) -> SagaManager:
+    """One orchestrator; what it would publish is collected in ``sent``."""
+    return SagaManager(
+        db, Settings(database_url=database_url), DefinitionRegistry([ORDER_FULFILLMENT]), publish=sent.append
+    )
+
+
+def _incoming(topic: str, message: Message, envelope: Envelope) -> Incoming:
+    record = RecordRef(
+        topic=topic,
+        partition=0,
+        offset=next(_offsets),
+        key=(envelope.saga_id or "").encode(),
+        value=body_bytes(encode_body(message)),
+        headers=tuple((k, v.encode()) for k, v in envelope.to_headers().items()),
+    )
+    return decode(record, require_envelope=True)
+
+
+def _start(order: PlaceOrder) -> Incoming:
+    envelope = Envelope(message_id=str(uuid.uuid4()), type=order.type_name(), saga_id=order.order_id)
+    return _incoming("saga.start", order, envelope)
+
+
+async def _row(db: AsyncEngine, saga_id: str) -> Any:
+    async with db.connect() as conn:
+        columns = "status, step, pending_command_id, attempt, version"
+        query = text(f"SELECT {columns} FROM sagaline.saga_instance WHERE id = :i")
+        return (await conn.execute(query, {"i": saga_id})).one()
+
+
+async def _reply(db: AsyncEngine, saga_id: str, reply: Reply) -> Incoming:
+    """``reply`` to the command the saga's row says it waits for."""
+    row = await _row(db, saga_id)
+    envelope = Envelope(
+        message_id=str(uuid.uuid4()),
+        type=reply.type_name(),
+        saga_id=saga_id,
+        causation_id=row.pending_command_id,
+        attempt=row.attempt,
+    )
+    return _incoming("saga.replies", reply, envelope)
+
+
+def _order(saga_id: str, customer_id: str = "c-1") -> PlaceOrder:
+    return PLACE_ORDER.model_copy(update={"order_id": saga_id, "saga_id": saga_id, "customer_id": customer_id})
+
+
+def _last_command(sent: list[Written]) -> dict[str, Any]:
+    return dict(sent[-1].records[-1].payload)
+
+
+async def test_a_saga_run_by_one_orchestrator_reads_its_row_only_once(engine: AsyncEngine, database_url: str) -> None:
+    sent: list[Written] = []
+    manager = _manager(engine, database_url, sent)
+    saga_id = f"known-{uuid.uuid4().hex[:8]}"
+    assert await manager.process_batch([_start(_order(saga_id))]) == [None]
+    kept = manager._known.get(saga_id)
+    assert kept is not None
+    assert kept.row.version == (await _row(engine, saga_id)).version
+    for step in ("create_order", "reserve_inventory", "charge_payment", "schedule_shipment"):
+        assert await manager.process_batch([await _reply(engine, saga_id, SUCCESS[step])]) == [None]
+        kept = manager._known.get(saga_id)
+        assert kept is not None
+        assert kept.row.version == (await _row(engine, saga_id)).version
+        assert kept.state.completed_steps[-1] == step
+    assert await manager.process_batch([await _reply(engine, saga_id, SUCCESS["approve_order"])]) == [None]
+    assert (await _row(engine, saga_id)).status == SagaStatus.COMPLETED.value
+    assert manager._known.get(saga_id) is None
+
+
+async def test_a_row_another_orchestrator_changed_is_read_again(engine: AsyncEngine, database_url: str) -> None:
+    sent_a: list[Written] = []
+    sent_b: list[Written] = []
+    a, b = _manager(engine, database_url, sent_a), _manager(engine, database_url, sent_b)
+    saga_id = f"known-{uuid.uuid4().hex[:8]}"
+    await a.process_batch([_start(_order(saga_id))])
+    await a.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
+    stale_reply = await _reply(engine, saga_id, SUCCESS["reserve_inventory"])  # answers what A last sent
+    await b.operate(OperatorVerb.CANCEL, saga_id, reason="test", actor="test")
+    cancelled = await _row(engine, saga_id)
+    assert cancelled.status == SagaStatus.COMPENSATING.value
+
+    assert await a.process_batch([stale_reply]) == [None]  # ignored: it answers a command no longer pending
+
+    after = await _row(engine, saga_id)
+    assert (after.status, after.step, after.version) == (cancelled.status, cancelled.step, cancelled.version)
+    assert [w.records for w in sent_a[2:]] == [()], "A must not act on the state it kept from before the cancel"
+
+
+async def test_a_saga_purged_and_started_again_under_its_id_is_read_again(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    sent_a: list[Written] = []
+    sent_b: list[Written] = []
+    a, b = _manager(engine, database_url, sent_a), _manager(engine, database_url, sent_b)
+    saga_id = f"known-{uuid.uuid4().hex[:8]}"
+    await a.process_batch([_start(_order(saga_id, customer_id="c-1"))])
+    await a.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
+    kept = a._known.get(saga_id)
+    assert kept is not None
+    async with engine.begin() as conn:  # purged by hand: the history stays (it is append-only)
+        await conn.execute(text("DELETE FROM sagaline.saga_instance WHERE id = :i"), {"i": saga_id})
+    await b.process_batch([_start(_order(saga_id, customer_id="c-2"))])
+    await b.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
+    assert (await _row(engine, saga_id)).version == kept.row.version  # same id, same version, another saga
+
+    await a.process_batch([await _reply(engine, saga_id, SUCCESS["reserve_inventory"])])
+
+    charge = _last_command(sent_a)
+    assert charge["type"] == "ChargePayment"
+    assert charge["customer_id"] == "c-2"
