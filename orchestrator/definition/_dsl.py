@@ -59,7 +59,7 @@ class Step(Generic[StartT]):
     when_label: str | None = None
 
 
-STARTS_KEPT = 8192  # validated start commands a definition keeps (more than the sagas one orchestrator has in flight)
+STARTS_KEPT = 4096  # validated start commands a definition keeps (more than the sagas one orchestrator has in flight)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +74,7 @@ class SagaDefinition(Generic[StartT]):
     saga_id_of: Callable[[StartT], str | None]
     _index: Mapping[str, int] = field(default_factory=dict, repr=False)
     # Validated start commands by saga id, with the input they came from: a saga's input never changes, and
-    # validating it again for every transition was 5 % of the orchestrator's CPU. Equal input, same command.
+    # validating it again for every transition was 5 % of the orchestrator's profile. Equal input, same command.
     _starts: dict[str, tuple[Mapping[str, Any], StartT]] = field(default_factory=dict, repr=False, compare=False)
 
     def step(self, name: str) -> Step[StartT]:
