@@ -23,7 +23,7 @@ from orchestrator.messaging import (
     outbox_insert,
 )
 from orchestrator.persistence._db import text_ids
-from orchestrator.persistence._known import KnownSagas, RowVersion
+from orchestrator.persistence._known import KnownSaga, KnownSagas, RowVersion
 from orchestrator.persistence._sagas import saga_columns, state_from_row
 from orchestrator.persistence._tables import inbox, outbox, saga_event, saga_instance
 
@@ -68,12 +68,12 @@ _LOCKED_COLUMNS = ", ".join(
 )
 
 
-def _locked_or_kept(rows: Iterable[Mapping[str, Any]], known: KnownSagas | None) -> Locked:
+def _locked_or_kept(rows: Iterable[Mapping[str, Any]], kept: Mapping[str, KnownSaga]) -> Locked:
     locked: Locked = {}
     for row in rows:
-        kept = known.get(row["id"]) if known is not None and row["kept"] else None
+        saga = kept[row["id"]] if row["kept"] else None
         locked[row["id"]] = (
-            (kept.state, kept.trace) if kept is not None else (state_from_row(row), row["trace_context"])
+            (saga.state, saga.trace) if saga is not None else (state_from_row(row), row["trace_context"])
         )
     return locked
 
@@ -105,11 +105,13 @@ async def claim_and_lock(
     """In one statement: the inbox claims of ``message_ids`` (the ids seen for the first time) and
     ``lock_sagas`` of ``saga_ids``; a row still at the version ``known`` wrote is taken from ``known``."""
     params = Params()
-    rows_known = known.rows(saga_ids) if known is not None else {}
+    # Taken before the statement: what other transactions commit meanwhile must not change what the rows are
+    # compared with (a newer version) or take a kept state away (an eviction).
+    among = known.among(saga_ids) if known is not None else {}
     kept = (
-        f"unnest({params.add(list(rows_known), 'text[]')}, "
-        f"{params.add([r.version for r in rows_known.values()], 'int[]')}, "
-        f"{params.add([r.created_at for r in rows_known.values()], 'timestamptz[]')}) AS k(id, version, created_at)"
+        f"unnest({params.add(list(among), 'text[]')}, "
+        f"{params.add([k.row.version for k in among.values()], 'int[]')}, "
+        f"{params.add([k.row.created_at for k in among.values()], 'timestamptz[]')}) AS k(id, version, created_at)"
     )
     sql = (
         f"WITH claimed AS ({inbox_claim(inbox, consumer, message_ids, params=params)}), "
@@ -120,7 +122,7 @@ async def claim_and_lock(
         "ON k.id = l.id AND k.version = l.version AND k.created_at = l.created_at"
     )
     rows = await (await driver_connection(conn)).fetch(sql, *params.values)
-    return set(rows[0]["claimed_ids"]), _locked_or_kept((row for row in rows if row["id"] is not None), known)
+    return set(rows[0]["claimed_ids"]), _locked_or_kept((row for row in rows if row["id"] is not None), among)
 
 
 @dataclass(frozen=True)

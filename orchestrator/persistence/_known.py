@@ -37,8 +37,9 @@ class KnownSagas:
         self._capacity = capacity
         self._sagas: dict[str, KnownSaga] = {}
 
-    def rows(self, saga_ids: Collection[str]) -> dict[str, RowVersion]:
-        return {saga_id: known.row for saga_id in saga_ids if (known := self._sagas.get(saga_id)) is not None}
+    def among(self, saga_ids: Collection[str]) -> dict[str, KnownSaga]:
+        """The kept sagas among ``saga_ids``, as they are now (later writes and evictions do not change them)."""
+        return {saga_id: known for saga_id in saga_ids if (known := self._sagas.get(saga_id)) is not None}
 
     def get(self, saga_id: str) -> KnownSaga | None:
         return self._sagas.get(saga_id)

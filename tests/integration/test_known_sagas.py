@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from orchestrator.definition import DefinitionRegistry, OperatorVerb, SagaStatus
 from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body
 from orchestrator.migrate import upgrade
 from orchestrator.persistence import create_engine
+from orchestrator.persistence._bulk import claim_and_lock
+from orchestrator.persistence._known import KnownSaga, KnownSagas, RowVersion
 from orchestrator.runtime import SagaManager
 from orchestrator.sagas import ORDER_FULFILLMENT
 from orchestrator.settings import Settings
@@ -149,3 +152,36 @@ async def test_a_saga_purged_and_started_again_under_its_id_is_read_again(
     charge = _last_command(sent_a)
     assert charge["type"] == "ChargePayment"
     assert charge["customer_id"] == "c-2"
+
+
+class _EvictsWhileLocking(KnownSagas):
+    """Keeps one saga and, right after the lock statement took the kept ones, keeps another instead: what a
+    commit of a concurrent transaction (the sweeper's) would do while the statement waits."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=1)
+
+    def among(self, saga_ids: Collection[str]) -> dict[str, KnownSaga]:
+        taken = super().among(saga_ids)
+        for saga in taken.values():
+            self.remember("another-saga", RowVersion(1, datetime.now(UTC)), saga.state, None)
+        return taken
+
+
+async def test_a_kept_state_evicted_while_the_rows_are_locked_is_still_used(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    sent: list[Written] = []
+    manager = _manager(engine, database_url, sent)
+    saga_id = f"known-{uuid.uuid4().hex[:8]}"
+    await manager.process_batch([_start(_order(saga_id))])
+    kept = manager._known.get(saga_id)
+    assert kept is not None
+    evicting = _EvictsWhileLocking()
+    evicting.remember(saga_id, kept.row, kept.state, kept.trace)
+
+    async with engine.begin() as conn:
+        _, locked = await claim_and_lock(conn, "orchestrator", [str(uuid.uuid4())], [saga_id], evicting)
+
+    assert evicting.get(saga_id) is None
+    assert locked[saga_id][0] == kept.state
