@@ -120,9 +120,14 @@ class AdminService:
         """The dead letters that concern the saga (by its id in the key or the saga-id header), and what was not
         checked: the DLQ is streamed, not held, and read for at most ``DEAD_LETTER_SCAN_S``."""
 
+        found: list[dict[str, Any]] = []
+
         def concerns_saga(record: Any) -> bool:
             described = describe_dead_letter(record)
-            return saga_id in {described["saga_id"], described["key"]}
+            if saga_id not in {described["saga_id"], described["key"]}:
+                return False
+            found.append(described)
+            return True
 
         scan = await scan_topic(
             self._settings.kafka_bootstrap_servers,
@@ -133,7 +138,7 @@ class AdminService:
         unchecked = None
         if not scan.complete:
             unchecked = f"checked only in part: {scan.scanned} read in {DEAD_LETTER_SCAN_S:g} s, the rest not read"
-        return [describe_dead_letter(r) for r in scan.kept], unchecked
+        return found, unchecked
 
     async def operate(self, verb: OperatorVerb, saga_id: str, *, reason: str, actor: str) -> OperationResult:
         actions = await self._manager.operate(verb, saga_id, reason=reason, actor=actor)

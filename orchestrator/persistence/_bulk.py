@@ -48,8 +48,16 @@ class HistoryAppend:
 Locked = dict[str, tuple[SagaState, Mapping[str, str] | None]]
 
 
-def _locked(rows: Iterable[Mapping[str, Any] | RowMapping]) -> Locked:
-    return {row["id"]: (state_from_row(row), row["trace_context"]) for row in rows}
+def _locked(rows: Iterable[Mapping[str, Any] | RowMapping], kept: Mapping[str, KnownSaga] | None = None) -> Locked:
+    """States and trace contexts by saga id: from ``kept`` for a row marked ``kept`` (sent without its JSON),
+    from the row otherwise."""
+    locked: Locked = {}
+    for row in rows:
+        saga = kept[row["id"]] if kept and row["kept"] else None
+        locked[row["id"]] = (
+            (saga.state, saga.trace) if saga is not None else (state_from_row(row), row["trace_context"])
+        )
+    return locked
 
 
 # What a kept row need not send: its JSON columns (the rest are a few scalars, cheaper to take than to leave).
@@ -66,16 +74,6 @@ _LOCKED_COLUMNS = ", ".join(
         *(f"CASE WHEN k.id IS NULL THEN l.{name} END AS {name}" for name in _JSON_COLUMNS),
     ]
 )
-
-
-def _locked_or_kept(rows: Iterable[Mapping[str, Any]], kept: Mapping[str, KnownSaga]) -> Locked:
-    locked: Locked = {}
-    for row in rows:
-        saga = kept[row["id"]] if row["kept"] else None
-        locked[row["id"]] = (
-            (saga.state, saga.trace) if saga is not None else (state_from_row(row), row["trace_context"])
-        )
-    return locked
 
 
 async def lock_sagas(conn: AsyncConnection, saga_ids: Collection[str]) -> Locked:
@@ -122,7 +120,7 @@ async def claim_and_lock(
         "ON k.id = l.id AND k.version = l.version AND k.created_at = l.created_at"
     )
     rows = await (await driver_connection(conn)).fetch(sql, *params.values)
-    return set(rows[0]["claimed_ids"]), _locked_or_kept((row for row in rows if row["id"] is not None), among)
+    return set(rows[0]["claimed_ids"]), _locked((row for row in rows if row["id"] is not None), among)
 
 
 @dataclass(frozen=True)
