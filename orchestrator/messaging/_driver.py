@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from orchestrator.persistence._db import json_text as _json
 
 
-async def driver_connection(executor: AsyncSession | AsyncConnection) -> Any:
-    """The asyncpg connection under ``executor``, in the transaction ``executor`` is in."""
+async def driver_connection(executor: AsyncSession | AsyncConnection, *, begin: bool = True) -> Any:
+    """The asyncpg connection under ``executor``, in the transaction ``executor`` is in. ``begin=False``: if
+    it is in none yet, do not begin one (each statement is then its own transaction)."""
     conn = executor if isinstance(executor, AsyncConnection) else await executor.connection()
     raw = await conn.get_raw_connection()
     adapter: Any = raw.dbapi_connection
-    if adapter._transaction is None:  # noqa: SLF001 - SQLAlchemy sends BEGIN lazily, before its first statement
+    if begin and adapter._transaction is None:  # noqa: SLF001 - SQLAlchemy sends BEGIN lazily, before its first statement
         await adapter._start_transaction()  # noqa: SLF001 - the BEGIN it would send itself
     return raw.driver_connection
 

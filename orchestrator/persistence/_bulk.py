@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,40 @@ class HistoryAppend:
 
 
 Locked = dict[str, tuple[SagaState, Mapping[str, str] | None]]
+
+
+@dataclass(frozen=True)
+class ClaimedAndLocked:
+    claimed: set[str]  # the message ids seen for the first time
+    sagas: Locked
+    last_seqs: dict[str, int]  # the last history seq of the sagas taken from kept states
+
+
+class WriteConflict(Exception):  # noqa: N818 - a signal to handle the batch under row locks, not an error
+    """A batch written without row locks found what it assumed out of date; nothing was written."""
+
+
+WRITE_CONFLICT_SQLSTATE = "SL409"  # raised by sagaline.write_conflict() (migration 0006)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unlocked:
+    """What a batch computed from kept states, without locking its sagas' rows, assumed: that ``claims`` are
+    seen for the first time by ``consumer`` and that every saga in ``rows`` is still at that version.
+    ``write_batch`` claims them and writes only if all of it holds (and every new saga is inserted)."""
+
+    consumer: str
+    claims: Sequence[str]
+    rows: Mapping[str, RowVersion]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Basis:
+    """What a batch's transitions were computed from, as far as writing them needs to know: the last history
+    seq of sagas taken from kept states (the others' are read), and whether their rows were locked."""
+
+    last_seqs: Mapping[str, int] = field(default_factory=dict)
+    unlocked: Unlocked | None = None
 
 
 def _locked(rows: Iterable[Mapping[str, Any] | RowMapping], kept: Mapping[str, KnownSaga] | None = None) -> Locked:
@@ -99,7 +133,7 @@ async def claim_and_lock(
     message_ids: Sequence[str],
     saga_ids: Collection[str],
     known: KnownSagas | None = None,
-) -> tuple[set[str], Locked]:
+) -> ClaimedAndLocked:
     """In one statement: the inbox claims of ``message_ids`` (the ids seen for the first time) and
     ``lock_sagas`` of ``saga_ids``; a row still at the version ``known`` wrote is taken from ``known``."""
     params = Params()
@@ -120,14 +154,19 @@ async def claim_and_lock(
         "ON k.id = l.id AND k.version = l.version AND k.created_at = l.created_at"
     )
     rows = await (await driver_connection(conn)).fetch(sql, *params.values)
-    return set(rows[0]["claimed_ids"]), _locked((row for row in rows if row["id"] is not None), among)
+    locked = [row for row in rows if row["id"] is not None]
+    return ClaimedAndLocked(
+        claimed=set(rows[0]["claimed_ids"]),
+        sagas=_locked(locked, among),
+        last_seqs={row["id"]: among[row["id"]].row.last_seq for row in locked if row["kept"]},
+    )
 
 
 @dataclass(frozen=True)
 class BatchWritten:
     inserted: set[str]  # new sagas actually inserted (an id that already existed is left alone)
     outbox: Written
-    rows: dict[str, RowVersion]  # every saga row inserted or updated, as it now is
+    rows: dict[str, RowVersion]  # the saga rows inserted or updated, as they now are (unless their last seq is unknown)
 
 
 _SAGA_COLUMNS = (
@@ -183,39 +222,82 @@ def _insert_new(new: Sequence[NewSaga], now: str, params: Params) -> str:
     )
 
 
-def _update(states: Sequence[SagaState], now: str, params: Params) -> str:
+def _update(states: Sequence[SagaState], now: str, params: Params, expected: Mapping[str, RowVersion] | None) -> str:
+    """``expected``: update only rows still at these versions (in id order, as the lock path locks them)."""
+    if expected is not None:
+        states = sorted(states, key=lambda s: s.saga_id)
     arrays = [params.add([s.saga_id for s in states], "text[]"), *_column_arrays(states, params)]
+    names, where = _NAMES, "s.id = u.id"
+    if expected is not None:
+        rows = [expected[s.saga_id] for s in states]
+        arrays += [
+            params.add([r.version for r in rows], "int[]"),
+            params.add([r.created_at for r in rows], "timestamptz[]"),
+        ]
+        names += ", expected_version, expected_created_at"
+        where += " AND s.version = u.expected_version AND s.created_at = u.expected_created_at"
     sets = ", ".join(f"{name} = {_cast(name, sql_type, 'u')}" for name, sql_type in _SAGA_COLUMNS)
     return (
         f"UPDATE {saga_instance.fullname} AS s SET {sets}, version = s.version + 1, updated_at = {now} "
-        f"FROM unnest({', '.join(arrays)}) AS u(id, {_NAMES}) WHERE s.id = u.id RETURNING s.id, s.version, s.created_at"
+        f"FROM unnest({', '.join(arrays)}) AS u(id, {names}) WHERE {where} RETURNING s.id, s.version, s.created_at"
     )
 
 
-def _append(appends: Sequence[HistoryAppend], new_ids: set[str], now: str, params: Params) -> str:
-    """History rows numbered after each saga's last ``seq`` (read in the same statement); the entries of a
-    saga that was to be started here but already existed are left out (the caller retries the batch)."""
-    rows: list[tuple[str, int, str, str | None, str, str | None, str, bool]] = []
+def _appended(appends: Sequence[HistoryAppend]) -> dict[str, int]:
+    """Entries appended per saga."""
+    counts: dict[str, int] = {}
+    for append in appends:
+        counts[append.saga_id] = counts.get(append.saga_id, 0) + len(append.entries)
+    return counts
+
+
+def _append(
+    appends: Sequence[HistoryAppend], new_ids: set[str], last_seqs: Mapping[str, int], now: str, params: Params
+) -> str:
+    """History rows numbered after each saga's last ``seq``: from ``last_seqs`` where given, else read in the
+    same statement (an index lookup per row); the entries of a saga that was to be started here but already
+    existed are left out (the caller retries the batch)."""
+    rows: list[tuple[str, int | None, int, str, str | None, str, str | None, str, bool]] = []
     position: dict[str, int] = {}
     for append in appends:
         payloads = [dict(entry.payload) for entry in append.entries]
         payloads[-1]["state"] = dict(append.snapshot)
+        last = last_seqs.get(append.saga_id)
         for index, (entry, payload) in enumerate(zip(append.entries, payloads, strict=True)):
             position[append.saga_id] = position.get(append.saga_id, 0) + 1
             from_status = append.from_status.value if append.from_status and index == 0 else None
-            row = (append.saga_id, position[append.saga_id], entry.type, from_status, append.to_status.value)
+            row = (append.saga_id, last, position[append.saga_id], entry.type, from_status, append.to_status.value)
             rows.append((*row, entry.step, json_text(payload) or "{}", append.saga_id in new_ids))
     columns = zip(*rows, strict=True)
-    types = ("text[]", "int[]", "text[]", "text[]", "text[]", "text[]", "text[]", "boolean[]")
+    types = ("text[]", "int[]", "int[]", "text[]", "text[]", "text[]", "text[]", "text[]", "boolean[]")
     arrays = [params.add(list(values), sql_type) for values, sql_type in zip(columns, types, strict=True)]
-    last = f"(SELECT max(p.seq) FROM {saga_event.fullname} AS p WHERE p.saga_id = e.saga_id)"
+    read_last = f"(SELECT max(p.seq) FROM {saga_event.fullname} AS p WHERE p.saga_id = e.saga_id)"
     return (
         f"INSERT INTO {saga_event.fullname} (saga_id, seq, type, from_status, to_status, step, payload, at) "
-        f"SELECT e.saga_id, coalesce({last}, 0) + e.position, e.type, e.from_status, e.to_status, e.step, "
-        f"e.payload::jsonb, {now} FROM unnest({', '.join(arrays)}) "
-        "AS e(saga_id, position, type, from_status, to_status, step, payload, is_new) "
-        "WHERE NOT e.is_new OR e.saga_id IN (SELECT id FROM new_sagas) RETURNING 1"
+        f"SELECT e.saga_id, coalesce(e.last_seq, {read_last}, 0) + e.position, e.type, e.from_status, e.to_status, "
+        f"e.step, e.payload::jsonb, {now} FROM unnest({', '.join(arrays)}) "
+        "AS e(saga_id, last_seq, position, type, from_status, to_status, step, payload, is_new) "
+        "WHERE NOT e.is_new OR e.saga_id IN (SELECT id FROM new_sagas) RETURNING saga_id, seq"
     )
+
+
+def _assumptions(unlocked: Unlocked, new: int, updated: int, params: Params) -> str:
+    """The ``Unlocked`` checks as one expression: NULL when they hold, else an error that undoes the statement."""
+    rows = unlocked.rows
+    unchanged = (
+        f"(SELECT count(*) FROM {saga_instance.fullname} AS s JOIN unnest({params.add(list(rows), 'text[]')}, "
+        f"{params.add([r.version for r in rows.values()], 'int[]')}, "
+        f"{params.add([r.created_at for r in rows.values()], 'timestamptz[]')}) AS k(id, version, created_at) "
+        "ON s.id = k.id AND s.version = k.version AND s.created_at = k.created_at)"
+    )
+    checks = {
+        "claimed": ("(SELECT count(*) FROM claimed)", len(set(unlocked.claims))),
+        "unchanged": (unchanged, len(rows)),
+        "inserted": ("(SELECT count(*) FROM new_sagas)", new),
+        "updated": ("(SELECT count(*) FROM updated)" if updated else "0", updated),
+    }
+    holds = " AND ".join(f"{count} = {params.add(n, 'bigint')}" for count, n in checks.values())
+    return f"CASE WHEN {holds} THEN NULL ELSE {saga_instance.schema}.write_conflict('claims or rows changed') END"
 
 
 async def write_batch(
@@ -227,11 +309,19 @@ async def write_batch(
     records: Sequence[OutboxRecord],
     inline: bool,
     now: datetime,
+    basis: Basis | None = None,
 ) -> BatchWritten:
-    """New sagas, changed sagas, their history and their outbox rows in one statement (one round trip)."""
+    """New sagas, changed sagas, their history and their outbox rows in one statement (one round trip).
+    With ``basis.unlocked`` (the batch was computed without row locks) the statement also claims the batch's
+    messages, outside any transaction (it is its own), and raises ``WriteConflict`` having written nothing if
+    what the batch assumed no longer holds."""
+    basis = basis or Basis()
+    unlocked = basis.unlocked
     params = Params()
     at = params.add(now, "timestamptz")
     parts: list[str] = []
+    if unlocked is not None:
+        parts.append(f"claimed AS ({inbox_claim(inbox, unlocked.consumer, unlocked.claims, params=params)})")
     if new:
         parts.append(f"new_sagas AS ({_insert_new(new, at, params)})")
     else:
@@ -240,30 +330,61 @@ async def write_batch(
         )
     written_rows = "SELECT id, version, created_at FROM new_sagas"
     if updated:
-        parts.append(f"updated AS ({_update(updated, at, params)})")
+        expected = unlocked.rows if unlocked is not None else None
+        parts.append(f"updated AS ({_update(updated, at, params, expected)})")
         written_rows += " UNION ALL SELECT id, version, created_at FROM updated"
     parts.append(f"written_rows AS ({written_rows})")
     appends = [a for a in appends if a.entries]
+    new_ids = {s.state.saga_id for s in new}
+    known_seqs = dict(basis.last_seqs)
+    appended = _appended(appends)
+    read_seqs = sorted(saga_id for saga_id in appended if saga_id not in known_seqs)
     if appends:
-        parts.append(f"history AS ({_append(appends, {s.state.saga_id for s in new}, at, params)})")
+        parts.append(f"history AS ({_append(appends, new_ids, known_seqs, at, params)})")
+        last_read = (
+            f"(SELECT saga_id, max(seq) AS seq FROM history WHERE saga_id = ANY({params.add(read_seqs, 'text[]')}) "
+            "GROUP BY saga_id)"
+        )
+    else:
+        last_read = "(SELECT NULL::text AS saga_id, NULL::int AS seq WHERE false)"
     if records:
         parts.append(f"outbox AS ({outbox_insert(outbox, records, inline=inline, params=params)})")
     outbox_ids = "ARRAY(SELECT id FROM outbox ORDER BY id)" if records else "'{}'::bigint[]"
     rows = ", ".join(
         f"ARRAY(SELECT {c} FROM written_rows ORDER BY id) AS row_{c}" for c in ("id", "version", "created_at")
     )
+    check = f", {_assumptions(unlocked, len(new), len(updated), params)} AS conflict" if unlocked is not None else ""
     sql = (
-        f"WITH {', '.join(parts)} SELECT ARRAY(SELECT id FROM new_sagas) AS inserted, {outbox_ids} AS outbox_ids, "
-        f"{rows}"
+        f"WITH {', '.join(parts)}, last_read AS {last_read} SELECT ARRAY(SELECT id FROM new_sagas) AS inserted, "
+        f"{outbox_ids} AS outbox_ids, {rows}, ARRAY(SELECT saga_id FROM last_read ORDER BY saga_id) AS read_ids, "
+        f"ARRAY(SELECT seq FROM last_read ORDER BY saga_id) AS read_seqs{check}"
     )
-    row = await (await driver_connection(conn)).fetchrow(sql, *params.values)
+    driver = await driver_connection(conn, begin=unlocked is None)
+    try:
+        row = await driver.fetchrow(sql, *params.values)
+    except Exception as exc:
+        if unlocked is not None and _conflicted(exc):
+            raise WriteConflict(str(exc)) from exc
+        raise
+    seqs = {saga_id: known_seqs[saga_id] + appended.get(saga_id, 0) for saga_id in known_seqs}
+    seqs.update(zip(row["read_ids"], row["read_seqs"], strict=True))
     return BatchWritten(
         inserted=set(row["inserted"]),
         outbox=Written(ids=tuple(row["outbox_ids"]), records=tuple(records)),
         rows={
-            saga_id: RowVersion(version, created_at)
+            saga_id: RowVersion(version, created_at, seqs[saga_id])
             for saga_id, version, created_at in zip(
                 row["row_id"], row["row_version"], row["row_created_at"], strict=True
             )
+            if saga_id in seqs
         },
     )
+
+
+# What undoes a statement written without row locks because a concurrent writer got there first: its own check,
+# a history seq or message id another transaction took, a deadlock with one.
+_CONFLICT_SQLSTATES = frozenset({WRITE_CONFLICT_SQLSTATE, "23505", "40P01", "40001"})
+
+
+def _conflicted(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) in _CONFLICT_SQLSTATES

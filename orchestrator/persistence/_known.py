@@ -15,10 +15,12 @@ KNOWN_SAGAS_KEPT = 4096
 @dataclass(frozen=True)
 class RowVersion:
     """Identifies one written version of a saga row: every write adds 1 to ``version``, and ``created_at`` tells
-    a saga from an earlier one of the same id that was purged (whose versions counted from 1 too)."""
+    a saga from an earlier one of the same id that was purged (whose versions counted from 1 too).
+    ``last_seq``: the saga's last history entry at that version (each write appends the history with the row)."""
 
     version: int
     created_at: datetime
+    last_seq: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class KnownSagas:
         if len(self._sagas) >= self._capacity:
             del self._sagas[next(iter(self._sagas))]
         self._sagas[saga_id] = KnownSaga(row, state, trace)
+
+    def forget(self, saga_id: str) -> None:
+        self._sagas.pop(saga_id, None)
 
     def __len__(self) -> int:
         return len(self._sagas)

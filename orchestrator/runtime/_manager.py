@@ -27,8 +27,8 @@ from orchestrator.definition import (
 )
 from orchestrator.messaging import Incoming, Publish, Rejected, Written, release_inbox
 from orchestrator.persistence import claim_due, inbox
-from orchestrator.persistence._bulk import claim_and_lock, lock_sagas
-from orchestrator.persistence._known import KnownSagas
+from orchestrator.persistence._bulk import Basis, Unlocked, WriteConflict, claim_and_lock, lock_sagas
+from orchestrator.persistence._known import KnownSaga, KnownSagas
 from orchestrator.runtime._transitions import StartRaced, Transition, write_transitions
 from orchestrator.settings import Settings
 
@@ -78,13 +78,6 @@ class SagaManager:
 
     async def process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
         """Start commands and replies, in order; returns None or the rejection, input by input."""
-        while True:
-            try:
-                return await self._process_batch(batch)
-            except StartRaced as raced:
-                log.info("sagas %s were started concurrently; handling the batch again", raced)
-
-    async def _process_batch(self, batch: Sequence[Incoming]) -> list[Rejected | None]:
         outcomes: list[Rejected | None] = [None] * len(batch)
         accepted: list[tuple[int, Incoming, str]] = []
         for index, incoming in enumerate(batch):
@@ -94,16 +87,65 @@ class SagaManager:
                 outcomes[index] = exc
         if not accepted:
             return outcomes
+        starts: dict[str, telemetry.SagaStart] = {}  # one start span per start command, however often it is tried
+        applied = await self._without_locks(accepted, starts)
+        while applied is None:
+            try:
+                applied = await self._under_locks(accepted, starts)
+            except StartRaced as raced:
+                log.info("sagas %s were started concurrently; handling the batch again", raced)
+        for (index, _, _), outcome in zip(accepted, applied, strict=True):
+            outcomes[index] = outcome
+        return outcomes
+
+    async def _without_locks(
+        self, accepted: Sequence[tuple[int, Incoming, str]], starts: dict[str, telemetry.SagaStart]
+    ) -> list[Rejected | None] | None:
+        """The batch computed from the states this process wrote last and written in one statement that is its
+        own transaction, when every reply is to such a saga; None when that did not work out (a reply to a saga
+        it does not keep, a rejected input, or a row, claim or start another transaction changed meanwhile):
+        then nothing was written. The common case costs one round trip instead of four (BEGIN, claim and lock,
+        write, COMMIT), and Postgres takes no row locks first."""
+        kept = self._known.among({saga_id for _, _, saga_id in accepted})
+        replies_kept = all(
+            saga_id in kept for _, incoming, saga_id in accepted if not isinstance(incoming.message, StartCommand)
+        )
+        if not replies_kept:
+            return None
+        now = self._clock()
+        after_commit: telemetry.AfterCommit = []
+        async with self._db.connect() as conn:
+            run = _BatchRun(self, conn, now, starts)
+            run.assume_kept([incoming for _, incoming, _ in accepted], kept)
+            outcomes = run.apply_all(accepted)
+            if any(outcome is not None for outcome in outcomes):
+                return None  # a rejection: its claim must not be written, nor it dead-lettered if it is a duplicate
+            unlocked = Unlocked(
+                consumer=CONSUMER,
+                claims=list(dict.fromkeys(incoming.envelope.message_id for _, incoming, _ in accepted)),
+                rows={saga_id: known.row for saga_id, known in kept.items()},
+            )
+            try:
+                basis = Basis(last_seqs=run.last_seqs, unlocked=unlocked)
+                written = await self._write(conn, run.transitions, now, after_commit, basis)
+            except WriteConflict as conflict:
+                log.info("handling a batch again under row locks: %s", conflict)
+                return None
+            await conn.commit()  # only if telemetry's reads began a transaction; else the statement was its own
+        self._committed(written, after_commit)
+        return outcomes
+
+    async def _under_locks(
+        self, accepted: Sequence[tuple[int, Incoming, str]], starts: dict[str, telemetry.SagaStart]
+    ) -> list[Rejected | None]:
         now = self._clock()
         after_commit: telemetry.AfterCommit = []
         async with self._db.begin() as conn:
-            run = _BatchRun(self, conn, now)
+            run = _BatchRun(self, conn, now, starts)
             await run.prepare([incoming for _, incoming, _ in accepted], {saga_id for _, _, saga_id in accepted})
-            for index, incoming, saga_id in accepted:
-                with telemetry.handling(incoming.span):
-                    outcomes[index] = run.apply(incoming, saga_id)
+            outcomes = run.apply_all(accepted)
             await run.release_rejected()
-            written = await self._write(conn, run.transitions, now, after_commit)
+            written = await self._write(conn, run.transitions, now, after_commit, Basis(last_seqs=run.last_seqs))
         self._committed(written, after_commit)
         return outcomes
 
@@ -176,6 +218,7 @@ class SagaManager:
         transitions: Sequence[Transition],
         now: datetime,
         after_commit: telemetry.AfterCommit,
+        basis: Basis | None = None,
     ) -> Written:
         return await write_transitions(
             conn,
@@ -185,6 +228,7 @@ class SagaManager:
             after_commit=after_commit,
             inline=self._publish is not None,
             known=self._known,
+            basis=basis,
         )
 
     def _committed(self, written: Written, after_commit: telemetry.AfterCommit) -> None:
@@ -205,24 +249,43 @@ class _BatchRun:
     """The inputs of one batch against the sagas they lock: each input sees the state the previous input of
     its saga left, and the transitions are written together at the end."""
 
-    def __init__(self, manager: SagaManager, conn: AsyncConnection, now: datetime) -> None:
+    def __init__(
+        self, manager: SagaManager, conn: AsyncConnection, now: datetime, starts: dict[str, telemetry.SagaStart]
+    ) -> None:
         self._manager = manager
         self._conn = conn
         self._now = now
+        self._starts = starts
         self._claimed: set[str] = set()
         self._rejected: set[str] = set()
         self._sagas: dict[str, tuple[SagaState, Mapping[str, str] | None]] = {}
+        self.last_seqs: dict[str, int] = {}
         self.transitions: list[Transition] = []
 
     async def prepare(self, inputs: Sequence[Incoming], saga_ids: set[str]) -> None:
         ids = [incoming.envelope.message_id for incoming in inputs]
-        self._claimed, self._sagas = await claim_and_lock(
+        locked = await claim_and_lock(
             self._conn,
             CONSUMER,
             ids,
             saga_ids,
             self._manager._known,  # noqa: SLF001 - the manager's own memory
         )
+        self._claimed, self._sagas, self.last_seqs = locked.claimed, locked.sagas, locked.last_seqs
+
+    def assume_kept(self, inputs: Sequence[Incoming], kept: Mapping[str, KnownSaga]) -> None:
+        """What ``prepare`` would find if no other transaction changed these sagas' rows and every message is
+        new: every id claimed, the kept states."""
+        self._claimed = {incoming.envelope.message_id for incoming in inputs}
+        self._sagas = {saga_id: (known.state, known.trace) for saga_id, known in kept.items()}
+        self.last_seqs = {saga_id: known.row.last_seq for saga_id, known in kept.items()}
+
+    def apply_all(self, accepted: Sequence[tuple[int, Incoming, str]]) -> list[Rejected | None]:
+        outcomes: list[Rejected | None] = []
+        for _, incoming, saga_id in accepted:
+            with telemetry.handling(incoming.span):
+                outcomes.append(self.apply(incoming, saga_id))
+        return outcomes
 
     async def release_rejected(self) -> None:
         await release_inbox(self._conn, inbox, CONSUMER, self._rejected)
@@ -253,7 +316,10 @@ class _BatchRun:
             return
         definition = self._manager._start_definition(command)  # noqa: SLF001 - the manager's own helper
         actions = engine.start(definition, saga_id, command, self._now)
-        start = telemetry.saga_start(incoming.trace_headers, saga_id=saga_id, saga_type=definition.name)
+        start = self._starts.get(incoming.envelope.message_id)
+        if start is None:
+            start = telemetry.saga_start(incoming.trace_headers, saga_id=saga_id, saga_type=definition.name)
+            self._starts[incoming.envelope.message_id] = start
         trace = start.context or None
         self._sagas[saga_id] = (actions.state, trace)
         self.transitions.append(

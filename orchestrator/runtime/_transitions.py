@@ -13,7 +13,7 @@ from orchestrator import telemetry
 from orchestrator.definition import Actions, SagaState
 from orchestrator.messaging import OutboxRecord, Written
 from orchestrator.persistence import snapshot
-from orchestrator.persistence._bulk import HistoryAppend, NewSaga, write_batch
+from orchestrator.persistence._bulk import Basis, HistoryAppend, NewSaga, write_batch
 from orchestrator.persistence._known import KnownSagas
 from orchestrator.runtime._outbound import outbox_records
 
@@ -43,11 +43,13 @@ async def write_transitions(
     after_commit: telemetry.AfterCommit,
     inline: bool,
     known: KnownSagas | None = None,
+    basis: Basis | None = None,
 ) -> Written:
     """Persist transitions in order. Several may concern one saga: its row gets the last state. Returns
     the outbox rows written (``inline``: for the caller to publish after the commit). ``known`` learns the
-    rows written once the transaction committed."""
-    if not transitions:
+    rows written once the transaction committed. ``basis``: see ``write_batch`` (a batch written without row
+    locks writes its inbox claims even when no input changed a saga)."""
+    if not transitions and (basis is None or basis.unlocked is None):
         return Written(ids=(), records=())
     new = [t for t in transitions if t.before is None]
     final: dict[str, SagaState] = {}
@@ -80,6 +82,7 @@ async def write_transitions(
         records=records,
         inline=inline,
         now=now,
+        basis=basis,
     )
     if len(written.inserted) < len(new):
         raise StartRaced(", ".join(sorted(new_ids - written.inserted)))
@@ -88,8 +91,12 @@ async def write_transitions(
         written_rows = written.rows
 
         def remember() -> None:
-            for saga_id, row in written_rows.items():
-                known.remember(saga_id, row, final[saga_id], traces[saga_id])
+            for saga_id, state in final.items():
+                row = written_rows.get(saga_id)
+                if row is None:  # its last history seq is not known: read the row next time
+                    known.forget(saga_id)
+                else:
+                    known.remember(saga_id, row, state, traces[saga_id])
 
         after_commit.append(remember)
     return written.outbox

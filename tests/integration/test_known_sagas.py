@@ -1,5 +1,7 @@
 """An orchestrator keeps the saga states it wrote and skips reading back rows nobody else changed, over real
-Postgres: a row another writer changed, or a saga purged and started again under the same id, is read afresh."""
+Postgres: a row another writer changed, or a saga purged and started again under the same id, is read afresh.
+A batch of replies to kept sagas is written without row locks; when what it assumed is not so (a message already
+claimed, a row changed, a saga already started) nothing of it is written and it is handled again under locks."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from orchestrator.definition import DefinitionRegistry, OperatorVerb, SagaStatus
 from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body
 from orchestrator.migrate import upgrade
 from orchestrator.persistence import create_engine
-from orchestrator.persistence._bulk import claim_and_lock
+from orchestrator.persistence._bulk import ClaimedAndLocked, claim_and_lock
 from orchestrator.persistence._known import KnownSaga, KnownSagas, RowVersion
 from orchestrator.runtime import SagaManager
 from orchestrator.sagas import ORDER_FULFILLMENT
@@ -45,6 +47,11 @@ def _manager(db: AsyncEngine, database_url: str, sent: list[Written]) -> SagaMan
     return SagaManager(
         db, Settings(database_url=database_url), DefinitionRegistry([ORDER_FULFILLMENT]), publish=sent.append
     )
+
+
+def _manager_sending(db: AsyncEngine, database_url: str) -> tuple[SagaManager, list[Written]]:
+    sent: list[Written] = []
+    return _manager(db, database_url, sent), sent
 
 
 def _incoming(topic: str, message: Message, envelope: Envelope) -> Incoming:
@@ -92,7 +99,29 @@ def _last_command(sent: list[Written]) -> dict[str, Any]:
     return dict(sent[-1].records[-1].payload)
 
 
-async def test_a_saga_run_by_one_orchestrator_reads_its_row_only_once(engine: AsyncEngine, database_url: str) -> None:
+async def _history(db: AsyncEngine, saga_id: str) -> list[int]:
+    async with db.connect() as conn:
+        query = text("SELECT seq FROM sagaline.saga_event WHERE saga_id = :i ORDER BY seq")
+        return [row.seq for row in (await conn.execute(query, {"i": saga_id})).all()]
+
+
+@pytest.fixture
+def locked_batches(monkeypatch: pytest.MonkeyPatch) -> list[Collection[str]]:
+    """The saga ids of every batch the orchestrators handle under row locks (the rest went without)."""
+    calls: list[Collection[str]] = []
+
+    async def spy(conn: Any, consumer: str, message_ids: Any, saga_ids: Collection[str], known: Any = None) -> Any:
+        calls.append(saga_ids)
+        result: ClaimedAndLocked = await claim_and_lock(conn, consumer, message_ids, saga_ids, known)
+        return result
+
+    monkeypatch.setattr("orchestrator.runtime._manager.claim_and_lock", spy)
+    return calls
+
+
+async def test_a_saga_run_by_one_orchestrator_reads_its_row_only_once(
+    engine: AsyncEngine, database_url: str, locked_batches: list[Collection[str]]
+) -> None:
     sent: list[Written] = []
     manager = _manager(engine, database_url, sent)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
@@ -106,15 +135,21 @@ async def test_a_saga_run_by_one_orchestrator_reads_its_row_only_once(engine: As
         assert kept is not None
         assert kept.row.version == (await _row(engine, saga_id)).version
         assert kept.state.completed_steps[-1] == step
+        seqs = await _history(engine, saga_id)
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert kept.row.last_seq == seqs[-1]
     assert await manager.process_batch([await _reply(engine, saga_id, SUCCESS["approve_order"])]) == [None]
     assert (await _row(engine, saga_id)).status == SagaStatus.COMPLETED.value
     assert manager._known.get(saga_id) is None
+    assert locked_batches == [], "every batch was written without row locks"
+    seqs = await _history(engine, saga_id)
+    assert seqs == list(range(1, len(seqs) + 1))
 
 
-async def test_a_row_another_orchestrator_changed_is_read_again(engine: AsyncEngine, database_url: str) -> None:
-    sent_a: list[Written] = []
-    sent_b: list[Written] = []
-    a, b = _manager(engine, database_url, sent_a), _manager(engine, database_url, sent_b)
+async def test_a_row_another_orchestrator_changed_is_read_again(
+    engine: AsyncEngine, database_url: str, locked_batches: list[Collection[str]]
+) -> None:
+    (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
     await a.process_batch([_start(_order(saga_id))])
     await a.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
@@ -128,14 +163,77 @@ async def test_a_row_another_orchestrator_changed_is_read_again(engine: AsyncEng
     after = await _row(engine, saga_id)
     assert (after.status, after.step, after.version) == (cancelled.status, cancelled.step, cancelled.version)
     assert [w.records for w in sent_a[2:]] == [()], "A must not act on the state it kept from before the cancel"
+    assert locked_batches == [{saga_id}], "the batch written without locks found the row changed, and was redone"
+
+
+async def test_a_reply_already_claimed_is_not_applied_again(
+    engine: AsyncEngine, database_url: str, locked_batches: list[Collection[str]]
+) -> None:
+    """The message id is in the inbox (another orchestrator consumed it first) while the row is as this one
+    wrote it: the batch must not apply it."""
+    sent: list[Written] = []
+    manager = _manager(engine, database_url, sent)
+    saga_id = f"known-{uuid.uuid4().hex[:8]}"
+    await manager.process_batch([_start(_order(saga_id))])
+    reply = await _reply(engine, saga_id, SUCCESS["create_order"])
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO sagaline.inbox (consumer, message_id) VALUES ('orchestrator', :m)"),
+            {"m": reply.envelope.message_id},
+        )
+    before, history = await _row(engine, saga_id), await _history(engine, saga_id)
+
+    assert await manager.process_batch([reply]) == [None]
+
+    assert await _row(engine, saga_id) == before
+    assert await _history(engine, saga_id) == history
+    assert [w.records for w in sent[1:]] == [()], "nothing published for the duplicate"
+    assert locked_batches == [{saga_id}]
+
+
+async def test_a_start_of_a_saga_another_orchestrator_started_is_a_duplicate(
+    engine: AsyncEngine, database_url: str, locked_batches: list[Collection[str]]
+) -> None:
+    (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
+    saga_id = f"known-{uuid.uuid4().hex[:8]}"
+    await b.process_batch([_start(_order(saga_id, customer_id="c-2"))])
+    before, history = await _row(engine, saga_id), await _history(engine, saga_id)
+
+    assert await a.process_batch([_start(_order(saga_id, customer_id="c-1"))]) == [None]  # a new message id
+
+    assert await _row(engine, saga_id) == before
+    assert await _history(engine, saga_id) == history
+    assert [w.records for w in sent_a] == [()]
+    assert a._known.get(saga_id) is None
+    assert locked_batches == [{saga_id}]
+
+
+async def test_a_batch_of_starts_and_replies_is_one_statement_and_numbers_history_after_the_kept_seq(
+    engine: AsyncEngine, database_url: str, locked_batches: list[Collection[str]]
+) -> None:
+    sent: list[Written] = []
+    manager = _manager(engine, database_url, sent)
+    running = [f"known-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    await manager.process_batch([_start(_order(saga_id)) for saga_id in running])
+    fresh = [f"known-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    replies = [await _reply(engine, saga_id, SUCCESS["create_order"]) for saga_id in running]
+
+    assert await manager.process_batch([*replies, *(_start(_order(saga_id)) for saga_id in fresh)]) == [None] * 5
+
+    assert locked_batches == []
+    for saga_id in running + fresh:
+        seqs = await _history(engine, saga_id)
+        assert seqs == list(range(1, len(seqs) + 1))
+        kept = manager._known.get(saga_id)
+        assert kept is not None
+        assert kept.row.last_seq == seqs[-1]
+    assert [(await _row(engine, saga_id)).step for saga_id in running] == ["reserve_inventory"] * 3
 
 
 async def test_a_saga_purged_and_started_again_under_its_id_is_read_again(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    sent_a: list[Written] = []
-    sent_b: list[Written] = []
-    a, b = _manager(engine, database_url, sent_a), _manager(engine, database_url, sent_b)
+    (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
     await a.process_batch([_start(_order(saga_id, customer_id="c-1"))])
     await a.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
@@ -164,7 +262,7 @@ class _EvictsWhileLocking(KnownSagas):
     def among(self, saga_ids: Collection[str]) -> dict[str, KnownSaga]:
         taken = super().among(saga_ids)
         for saga in taken.values():
-            self.remember("another-saga", RowVersion(1, datetime.now(UTC)), saga.state, None)
+            self.remember("another-saga", RowVersion(1, datetime.now(UTC), 2), saga.state, None)
         return taken
 
 
@@ -181,7 +279,8 @@ async def test_a_kept_state_evicted_while_the_rows_are_locked_is_still_used(
     evicting.remember(saga_id, kept.row, kept.state, kept.trace)
 
     async with engine.begin() as conn:
-        _, locked = await claim_and_lock(conn, "orchestrator", [str(uuid.uuid4())], [saga_id], evicting)
+        locked = await claim_and_lock(conn, "orchestrator", [str(uuid.uuid4())], [saga_id], evicting)
 
     assert evicting.get(saga_id) is None
-    assert locked[saga_id][0] == kept.state
+    assert locked.sagas[saga_id][0] == kept.state
+    assert locked.last_seqs[saga_id] == kept.row.last_seq
