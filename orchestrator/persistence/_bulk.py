@@ -281,20 +281,25 @@ def _append(
     )
 
 
-def _assumptions(unlocked: Unlocked, new: int, updated: int, params: Params) -> str:
-    """The ``Unlocked`` checks as one expression: NULL when they hold, else an error that undoes the statement."""
-    rows = unlocked.rows
-    unchanged = (
-        f"(SELECT count(*) FROM {saga_instance.fullname} AS s JOIN unnest({params.add(list(rows), 'text[]')}, "
-        f"{params.add([r.version for r in rows.values()], 'int[]')}, "
-        f"{params.add([r.created_at for r in rows.values()], 'timestamptz[]')}) AS k(id, version, created_at) "
-        "ON s.id = k.id AND s.version = k.version AND s.created_at = k.created_at)"
-    )
+def _assumptions(unlocked: Unlocked, new: int, updated: Collection[str], params: Params) -> str:
+    """The ``Unlocked`` checks as one expression: NULL when they hold, else an error that undoes the statement.
+    An updated row's version is checked by its update; the rows only read (an ignored reply's saga) are
+    looked up one by one here (a scalar subquery per row, so never a scan of the table)."""
+    read_only = {saga_id: row for saga_id, row in unlocked.rows.items() if saga_id not in updated}
+    unchanged = "0"
+    if read_only:
+        unchanged = (
+            f"(SELECT count(*) FROM unnest({params.add(list(read_only), 'text[]')}, "
+            f"{params.add([r.version for r in read_only.values()], 'int[]')}, "
+            f"{params.add([r.created_at for r in read_only.values()], 'timestamptz[]')}) AS k(id, version, created_at) "
+            f"WHERE (SELECT s.version = k.version AND s.created_at = k.created_at FROM {saga_instance.fullname} AS s "
+            "WHERE s.id = k.id))"
+        )
     checks = {
         "claimed": ("(SELECT count(*) FROM claimed)", len(set(unlocked.claims))),
-        "unchanged": (unchanged, len(rows)),
+        "unchanged": (unchanged, len(read_only)),
         "inserted": ("(SELECT count(*) FROM new_sagas)", new),
-        "updated": ("(SELECT count(*) FROM updated)" if updated else "0", updated),
+        "updated": ("(SELECT count(*) FROM updated)" if updated else "0", len(updated)),
     }
     holds = " AND ".join(f"{count} = {params.add(n, 'bigint')}" for count, n in checks.values())
     return f"CASE WHEN {holds} THEN NULL ELSE {saga_instance.schema}.write_conflict('claims or rows changed') END"
@@ -318,7 +323,8 @@ async def write_batch(
     basis = basis or Basis()
     unlocked = basis.unlocked
     params = Params()
-    at = params.add(now, "timestamptz")
+    # A placeholder no part of the statement uses would have no type: only a batch that writes a saga uses it.
+    at = params.add(now, "timestamptz") if new or updated or any(a.entries for a in appends) else "NULL"
     parts: list[str] = []
     if unlocked is not None:
         parts.append(f"claimed AS ({inbox_claim(inbox, unlocked.consumer, unlocked.claims, params=params)})")
@@ -353,7 +359,8 @@ async def write_batch(
     rows = ", ".join(
         f"ARRAY(SELECT {c} FROM written_rows ORDER BY id) AS row_{c}" for c in ("id", "version", "created_at")
     )
-    check = f", {_assumptions(unlocked, len(new), len(updated), params)} AS conflict" if unlocked is not None else ""
+    updated_ids = {state.saga_id for state in updated}
+    check = f", {_assumptions(unlocked, len(new), updated_ids, params)} AS conflict" if unlocked is not None else ""
     sql = (
         f"WITH {', '.join(parts)}, last_read AS {last_read} SELECT ARRAY(SELECT id FROM new_sagas) AS inserted, "
         f"{outbox_ids} AS outbox_ids, {rows}, ARRAY(SELECT saga_id FROM last_read ORDER BY saga_id) AS read_ids, "

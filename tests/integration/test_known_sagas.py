@@ -284,3 +284,31 @@ async def test_a_kept_state_evicted_while_the_rows_are_locked_is_still_used(
     assert evicting.get(saga_id) is None
     assert locked.sagas[saga_id][0] == kept.state
     assert locked.last_seqs[saga_id] == kept.row.last_seq
+
+
+async def test_an_ignored_reply_checks_that_the_row_it_was_ignored_by_is_unchanged(
+    engine: AsyncEngine, database_url: str, locked_batches: list[Collection[str]]
+) -> None:
+    """A reply the kept state ignores (a late copy, under a new message id, of one already applied) writes only
+    its claim: without locks when the row is as kept, under locks when another writer changed it since."""
+    (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
+    saga_id = f"known-{uuid.uuid4().hex[:8]}"
+    await a.process_batch([_start(_order(saga_id))])
+    applied = await _reply(engine, saga_id, SUCCESS["create_order"])
+    await a.process_batch([applied])
+
+    def late_copy() -> Incoming:
+        envelope = applied.envelope.model_copy(update={"message_id": str(uuid.uuid4())})
+        return _incoming("saga.replies", SUCCESS["create_order"], envelope)
+
+    before = await _row(engine, saga_id)
+    assert await a.process_batch([late_copy()]) == [None]
+    assert await _row(engine, saga_id) == before
+    assert locked_batches == []
+
+    await b.operate(OperatorVerb.CANCEL, saga_id, reason="test", actor="test")
+    cancelled = await _row(engine, saga_id)
+    assert await a.process_batch([late_copy()]) == [None]
+    assert await _row(engine, saga_id) == cancelled
+    assert locked_batches == [{saga_id}]
+    assert [w.records for w in sent_a[2:]] == [(), ()]
