@@ -35,6 +35,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--phases", type=int, default=4, help="phases of produce requests (4)")
     parser.add_argument("--requests", type=int, default=5000, help="one-record produce requests per phase (5000)")
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="idle polling measured per phase (3)")
+    parser.add_argument(
+        "--fetch-wait-ms", type=int, default=10, help="the consumer's fetch wait (10, the embedded stack's setting)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (progress on stderr)")
     return parser.parse_args(argv)
 
@@ -78,7 +81,7 @@ async def _phases(bootstrap: str, broker: psutil.Process, args: argparse.Namespa
         group_id="growth",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        fetch_max_wait_ms=10,
+        fetch_max_wait_ms=args.fetch_wait_ms,
         session_timeout_ms=3000,
         heartbeat_interval_ms=1000,
     )
@@ -133,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         phases = asyncio.run(_phases(broker.bootstrap_servers, psutil.Process(broker.pid), args))
     finally:
         broker.stop()
-    result = {"harness": "broker_growth", "partitions": args.partitions, "phases": phases}
+    result = {
+        "harness": "broker_growth",
+        "partitions": args.partitions,
+        "fetch_wait_ms": args.fetch_wait_ms,
+        "phases": phases,
+    }
     if args.json:
         print(json.dumps(result))
     else:

@@ -115,9 +115,11 @@ def test_the_broker_growth_reports_cpu_per_produce_request_for_every_phase(root:
     report = run_json(
         root,
         *("bench/broker_growth.py", "--phases", "2", "--requests", "200", "--idle-seconds", "0.5"),
+        *("--fetch-wait-ms", "50"),
         timeout_s=120,
     )
     assert report["harness"] == "broker_growth"
+    assert report["fetch_wait_ms"] == 50
     assert [phase["batches_held"] for phase in report["phases"]] == [200, 400]
     for phase in report["phases"]:
         assert phase["broker_cpu_ms_per_produce"] > 0
