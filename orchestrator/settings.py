@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a producer waits to put more records in one request: fewer, larger requests.",
     )
+    producer_batch_bytes: int = Field(
+        default=524_288,
+        ge=16_384,
+        description=(
+            "Largest record batch a producer builds per partition; keep it below the broker's message.max.bytes "
+            "(1 MB by default)."
+        ),
+    )
     consumer_batch_size: int = Field(default=200, ge=1, description="Records fetched and handled per consumer batch.")
     topic_check_interval_s: float = Field(default=5.0, gt=0, description="How often services re-create missing topics.")
     max_message_bytes: int = Field(

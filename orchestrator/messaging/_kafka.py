@@ -58,6 +58,9 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         enable_idempotence=False,
         acks="all",
         linger_ms=settings.producer_linger_ms,
+        # aiokafka's default (16 KB) made a send wait, once a partition's batch was full, until that batch had
+        # gone out: a transaction's commands went out in 16 KB round trips, each one more batch for the broker.
+        max_batch_size=settings.producer_batch_bytes,
         request_timeout_ms=15_000,
         max_request_size=FETCH_LIMIT_BYTES,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
