@@ -58,7 +58,17 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and isinstance(exc.orig, Exception):
         return is_transient(exc.orig) or "connection" in str(exc.orig).lower()
-    return isinstance(exc, TRANSIENT_ERRORS)
+    # The driver adapter's own errors (raised where our statements bypass SQLAlchemy) carry asyncpg's as cause.
+    return any(isinstance(cause, TRANSIENT_ERRORS) for cause in _causes(exc))
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__
+    return chain
 
 
 def _log_attempt(state: RetryCallState) -> None:

@@ -20,10 +20,16 @@ async def driver_connection(executor: AsyncSession | AsyncConnection, *, begin: 
     it is in none yet, do not begin one (each statement is then its own transaction)."""
     conn = executor if isinstance(executor, AsyncConnection) else await executor.connection()
     raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if driver.is_closed():
+        # Closed under the pool (a Postgres restart): SQLAlchemy invalidates such a connection when its own
+        # statement fails on it, but statements sent here bypass it, and the pool would hand it out forever.
+        await conn.invalidate()
+        raise ConnectionResetError("the database connection was closed (a Postgres restart?); retry on a fresh one")
     adapter: Any = raw.dbapi_connection
     if begin and adapter._transaction is None:  # noqa: SLF001 - SQLAlchemy sends BEGIN lazily, before its first statement
         await adapter._start_transaction()  # noqa: SLF001 - the BEGIN it would send itself
-    return raw.driver_connection
+    return driver
 
 
 class Params:
