@@ -35,15 +35,21 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P", "53", "40001", "40P01")
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    seen: set[int] = set()
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: SQLAlchemy's ``orig``, else the ``__cause__``, each once."""
+    chain: list[BaseException] = []
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return chain
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for current in _chain(exc):
         state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
         if isinstance(state, str):
             return state
-        current = getattr(current, "orig", None) or current.__cause__
     return None
 
 
@@ -59,16 +65,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and isinstance(exc.orig, Exception):
         return is_transient(exc.orig) or "connection" in str(exc.orig).lower()
     # The driver adapter's own errors (raised where our statements bypass SQLAlchemy) carry asyncpg's as cause.
-    return any(isinstance(cause, TRANSIENT_ERRORS) for cause in _causes(exc))
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__
-    return chain
+    return any(isinstance(current, TRANSIENT_ERRORS) for current in _chain(exc))
 
 
 def _log_attempt(state: RetryCallState) -> None:

@@ -323,8 +323,9 @@ async def write_batch(
     basis = basis or Basis()
     unlocked = basis.unlocked
     params = Params()
+    appends = [a for a in appends if a.entries]
     # A placeholder no part of the statement uses would have no type: only a batch that writes a saga uses it.
-    at = params.add(now, "timestamptz") if new or updated or any(a.entries for a in appends) else "NULL"
+    at = params.add(now, "timestamptz") if new or updated or appends else "NULL"
     parts: list[str] = []
     if unlocked is not None:
         parts.append(f"claimed AS ({inbox_claim(inbox, unlocked.consumer, unlocked.claims, params=params)})")
@@ -340,7 +341,6 @@ async def write_batch(
         parts.append(f"updated AS ({_update(updated, at, params, expected)})")
         written_rows += " UNION ALL SELECT id, version, created_at FROM updated"
     parts.append(f"written_rows AS ({written_rows})")
-    appends = [a for a in appends if a.entries]
     new_ids = {s.state.saga_id for s in new}
     known_seqs = dict(basis.last_seqs)
     appended = _appended(appends)

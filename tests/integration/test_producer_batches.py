@@ -11,17 +11,14 @@ from typing import Any
 import pytest
 from aiokafka.protocol.produce import ProduceRequest
 
-from orchestrator.messaging import ensure_topics, make_producer, read_topic
+from orchestrator.messaging import OutboxRecord, ensure_topics, make_producer, read_topic
 from orchestrator.messaging._inline import send_rows
 from orchestrator.settings import Settings
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
-
-class _Row:
-    def __init__(self, topic: str, key: str, payload: dict[str, Any]) -> None:
-        self.topic, self.key, self.payload, self.headers = topic, key, payload, {"sagaline-type": "Padded"}
+PADDED = {"sagaline-type": "Padded"}
 
 
 async def _produce_requests(infra: Infra, batch_bytes: int | None) -> tuple[int, list[Any]]:
@@ -44,7 +41,10 @@ async def _produce_requests(infra: Infra, batch_bytes: int | None) -> tuple[int,
 
     producer.client.send = counting  # type: ignore[method-assign]
     try:
-        rows = [_Row(topic, "one-saga", {"n": n, "pad": "x" * 1000}) for n in range(100)]
+        rows = [
+            OutboxRecord(topic=topic, key="one-saga", headers=PADDED, payload={"n": n, "pad": "x" * 1000})
+            for n in range(100)
+        ]
         await send_rows(producer, rows)
     finally:
         await producer.stop()
