@@ -52,7 +52,7 @@ async def _produce_requests(infra: Infra, batch_bytes: int | None) -> tuple[int,
 
 
 async def test_a_round_of_records_for_one_partition_is_one_produce_request(infra: Infra) -> None:
-    requests, records = await _produce_requests(infra, None)
+    requests, records = await _produce_requests(infra, 524_288)
 
     assert requests == 1
     assert [json.loads(r.value)["n"] for r in records] == list(range(100))
