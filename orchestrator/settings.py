@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         default=False,
         description="Re-fetch when a partition's offsets jump (on for the embedded broker, which can skip records).",
     )
+    rejoin_unassigned: bool = Field(
+        default=False,
+        description=(
+            "Rejoin the consumer group as a new member when partitions stay unassigned (on for the embedded "
+            "broker, whose groups keep a member's first assignment; only for one consumer per service)."
+        ),
+    )
     producer_linger_ms: int = Field(
         default=2,
         ge=0,

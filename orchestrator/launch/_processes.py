@@ -43,10 +43,13 @@ def embedded_broker_env() -> dict[str, str]:
         # Concurrent producers to one partition can make it hand a following consumer records past ones not yet
         # readable: re-fetch from the first offset not seen (orchestrator/messaging/_gaps.py).
         "SAGALINE_REFETCH_GAPS": "true",
+        # Its groups hand a rejoining member the partitions it had, whatever the leader assigns now
+        # (orchestrator/messaging/_assignment.py).
+        "SAGALINE_REJOIN_UNASSIGNED": "true",
         # One partition: the embedded stack runs one instance of each service, and this broker's cost per
         # fetch grows with the partitions fetched (4 instead of 1: a third more broker CPU per saga, measured).
-        # After a restart it may auto-create a topic with 4 partitions before we re-create it: writes to
-        # partition 0 still land, and clients learn the new count at their next metadata refresh.
+        # Our clients never have it auto-create a topic (with 4 partitions) after a restart; the services'
+        # topic guard re-creates them with this count (orchestrator/messaging/_no_auto_create.py).
         "SAGALINE_TOPIC_PARTITIONS": "1",
     }
     return {name: os.environ.get(name, value) for name, value in defaults.items()}

@@ -1,5 +1,6 @@
 """The shared messaging kernel used by the orchestrator and every participant."""
 
+from orchestrator.messaging._assignment import AssignmentWatch, unassigned, watch_assignment
 from orchestrator.messaging._codec import (
     TRACE_HEADERS,
     DecodeError,
@@ -14,6 +15,7 @@ from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, describe
 from orchestrator.messaging._driver import Params, driver_connection, json_text
 from orchestrator.messaging._inline import InlinePublisher
 from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
+from orchestrator.messaging._no_auto_create import forbid_topic_auto_creation
 from orchestrator.messaging._reader import read_topic
 from orchestrator.messaging._relay import OutboxRelay
 from orchestrator.messaging._rewind import rewind_if_past_end, watch_positions
@@ -37,6 +39,7 @@ from orchestrator.messaging._store import (
 __all__ = [
     "DLQ_HEADER_PREFIX",
     "TRACE_HEADERS",
+    "AssignmentWatch",
     "BatchProcessor",
     "Consumer",
     "DeadLetters",
@@ -62,6 +65,7 @@ __all__ = [
     "driver_connection",
     "encode_body",
     "ensure_topics",
+    "forbid_topic_auto_creation",
     "guard_topics",
     "inbox_claim",
     "json_text",
@@ -77,6 +81,8 @@ __all__ = [
     "store_replies",
     "stored_replies",
     "subscribe",
+    "unassigned",
+    "watch_assignment",
     "watch_positions",
     "write_outbox",
 ]

@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
+from orchestrator.messaging._no_auto_create import forbid_topic_auto_creation
 from orchestrator.messaging._partitioner import KeyHashPartitioner
 from orchestrator.settings import Settings
 
@@ -40,6 +41,7 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
 
 
 def make_broker(settings: Settings, *, middlewares: Iterable[Any] = ()) -> KafkaBroker:
+    forbid_topic_auto_creation()
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         enable_idempotence=False,
@@ -52,6 +54,7 @@ def make_broker(settings: Settings, *, middlewares: Iterable[Any] = ()) -> Kafka
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
+    forbid_topic_auto_creation()
     # No idempotent producer or transactions: effectively-once comes from the outbox and inboxes.
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,

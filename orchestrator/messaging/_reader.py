@@ -9,6 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from orchestrator.messaging._no_auto_create import forbid_topic_auto_creation
+
 FETCH_WAIT_MS = 50
 
 
@@ -18,6 +20,7 @@ async def assigned_reader(
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     """A started consumer outside any group, assigned the topic's partitions (all, or one) as the broker knows them
     now, and those partitions (none for a missing topic). It commits nothing; the caller seeks."""
+    forbid_topic_auto_creation()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,

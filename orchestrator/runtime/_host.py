@@ -26,6 +26,7 @@ from orchestrator.messaging import (
     make_broker,
     make_producer,
     subscribe,
+    watch_assignment,
     watch_positions,
 )
 from orchestrator.persistence import asyncpg_dsn, create_engine
@@ -33,6 +34,9 @@ from orchestrator.settings import Settings
 from orchestrator.transient import backoff_forever
 
 log = logging.getLogger(__name__)
+
+# Checks (one a second) that partitions may stay unassigned before rejoining: longer than a rebalance takes.
+UNASSIGNED_PATIENCE = 5
 
 BackgroundTasks = Callable[[AsyncEngine], Sequence[Coroutine[Any, Any, None]]]
 
@@ -98,6 +102,9 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         asyncio.create_task(guard_topics(settings, interval_s=settings.topic_check_interval_s), name="topic-guard"),
         asyncio.create_task(watch_positions(subscriber, interval_s=1.0), name="rewind"),
     ]
+    if settings.rejoin_unassigned:
+        watch = watch_assignment(subscriber, interval_s=1.0, patience=UNASSIGNED_PATIENCE)
+        tasks.append(asyncio.create_task(watch, name="assignment"))
     tasks += [asyncio.create_task(coro) for coro in spec.background(db)]
     tasks += [asyncio.create_task(coro) for coro in telemetry.background_tasks(db, spec.outbox)]
     try:
