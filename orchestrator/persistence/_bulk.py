@@ -25,7 +25,7 @@ from orchestrator.messaging import (
 from orchestrator.persistence._db import text_ids
 from orchestrator.persistence._known import KnownSaga, KnownSagas, RowVersion
 from orchestrator.persistence._sagas import saga_columns, state_from_row
-from orchestrator.persistence._tables import inbox, outbox, saga_event, saga_instance
+from orchestrator.persistence._tables import inbox, outbox, saga_instance, saga_transition
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,30 +254,36 @@ def _appended(appends: Sequence[HistoryAppend]) -> dict[str, int]:
 def _append(
     appends: Sequence[HistoryAppend], new_ids: set[str], last_seqs: Mapping[str, int], now: str, params: Params
 ) -> str:
-    """History rows numbered after each saga's last ``seq``: from ``last_seqs`` where given, else read in the
-    same statement (an index lookup per row); the entries of a saga that was to be started here but already
-    existed are left out (the caller retries the batch)."""
-    rows: list[tuple[str, int | None, int, str, str | None, str, str | None, str, bool]] = []
+    """One history row per transition, its entries numbered after the saga's last ``seq``: from ``last_seqs``
+    where given, else read in the same statement (an index lookup per row); the transitions of a saga that was
+    to be started here but already existed are left out (the caller retries the batch)."""
+    rows: list[tuple[str, int | None, int, int, str | None, str, str, bool]] = []
     position: dict[str, int] = {}
     for append in appends:
         payloads = [dict(entry.payload) for entry in append.entries]
         payloads[-1]["state"] = dict(append.snapshot)
-        last = last_seqs.get(append.saga_id)
-        for index, (entry, payload) in enumerate(zip(append.entries, payloads, strict=True)):
-            position[append.saga_id] = position.get(append.saga_id, 0) + 1
-            from_status = append.from_status.value if append.from_status and index == 0 else None
-            row = (append.saga_id, last, position[append.saga_id], entry.type, from_status, append.to_status.value)
-            rows.append((*row, entry.step, json_text(payload) or "{}", append.saga_id in new_ids))
+        entries = [
+            {"type": entry.type, "step": entry.step, "payload": payload}
+            for entry, payload in zip(append.entries, payloads, strict=True)
+        ]
+        first = position.get(append.saga_id, 0) + 1
+        position[append.saga_id] = first + len(entries) - 1
+        from_status = append.from_status.value if append.from_status else None
+        row = (append.saga_id, last_seqs.get(append.saga_id), first, len(entries) - 1, from_status)
+        rows.append((*row, append.to_status.value, json_text(entries) or "[]", append.saga_id in new_ids))
     columns = zip(*rows, strict=True)
-    types = ("text[]", "int[]", "int[]", "text[]", "text[]", "text[]", "text[]", "text[]", "boolean[]")
+    types = ("text[]", "int[]", "int[]", "int[]", "text[]", "text[]", "text[]", "boolean[]")
     arrays = [params.add(list(values), sql_type) for values, sql_type in zip(columns, types, strict=True)]
-    read_last = f"(SELECT max(p.seq) FROM {saga_event.fullname} AS p WHERE p.saga_id = e.saga_id)"
+    read_last = (
+        f"(SELECT p.last_seq FROM {saga_transition.fullname} AS p WHERE p.saga_id = e.saga_id "
+        "ORDER BY p.first_seq DESC LIMIT 1)"
+    )
     return (
-        f"INSERT INTO {saga_event.fullname} (saga_id, seq, type, from_status, to_status, step, payload, at) "
-        f"SELECT e.saga_id, coalesce(e.last_seq, {read_last}, 0) + e.position, e.type, e.from_status, e.to_status, "
-        f"e.step, e.payload::jsonb, {now} FROM unnest({', '.join(arrays)}) "
-        "AS e(saga_id, last_seq, position, type, from_status, to_status, step, payload, is_new) "
-        "WHERE NOT e.is_new OR e.saga_id IN (SELECT id FROM new_sagas) RETURNING saga_id, seq"
+        f"INSERT INTO {saga_transition.fullname} (saga_id, first_seq, last_seq, from_status, to_status, at, entries) "
+        f"SELECT e.saga_id, f.seq, f.seq + e.more, e.from_status, e.to_status, {now}, e.entries::jsonb "
+        f"FROM unnest({', '.join(arrays)}) AS e(saga_id, last_seq, position, more, from_status, to_status, entries, "
+        f"is_new) CROSS JOIN LATERAL (SELECT coalesce(e.last_seq, {read_last}, 0) + e.position AS seq) AS f "
+        "WHERE NOT e.is_new OR e.saga_id IN (SELECT id FROM new_sagas) RETURNING saga_id, last_seq AS seq"
     )
 
 

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from orchestrator.definition import HistoryEntry, SagaState, SagaStatus
-from orchestrator.persistence._tables import saga_event, saga_instance
+from orchestrator.persistence._tables import saga_instance, saga_transition
 
 
 def state_from_row(row: Mapping[str, Any] | RowMapping) -> SagaState:
@@ -52,7 +52,7 @@ def saga_columns(state: SagaState) -> dict[str, Any]:
 
 
 def snapshot(state: SagaState) -> dict[str, Any]:
-    """The state as JSON: what ``saga_event`` keeps and what a rebuild is compared with."""
+    """The state as JSON: what the history keeps and what a rebuild is compared with."""
     columns = saga_columns(state)
     for key in ("deadline_at", "expires_at"):
         value = columns[key]
@@ -155,22 +155,23 @@ async def append_history(
         payloads[-1]["state"] = dict(snapshot)
     last = (
         await session.execute(
-            select(func.coalesce(func.max(saga_event.c.seq), 0)).where(saga_event.c.saga_id == saga_id)
+            select(saga_transition.c.last_seq)
+            .where(saga_transition.c.saga_id == saga_id)
+            .order_by(saga_transition.c.first_seq.desc())
+            .limit(1)
         )
-    ).scalar_one()
+    ).scalar_one_or_none() or 0
     await session.execute(
-        insert(saga_event),
-        [
-            {
-                "saga_id": saga_id,
-                "seq": last + offset,
-                "type": entry.type,
-                "from_status": from_status.value if from_status and offset == 1 else None,
-                "to_status": to_status.value,
-                "step": entry.step,
-                "payload": payload,
-                "at": now,
-            }
-            for offset, (entry, payload) in enumerate(zip(entries, payloads, strict=True), start=1)
-        ],
+        insert(saga_transition).values(
+            saga_id=saga_id,
+            first_seq=last + 1,
+            last_seq=last + len(entries),
+            from_status=from_status.value if from_status else None,
+            to_status=to_status.value,
+            at=now,
+            entries=[
+                {"type": entry.type, "step": entry.step, "payload": payload}
+                for entry, payload in zip(entries, payloads, strict=True)
+            ],
+        )
     )

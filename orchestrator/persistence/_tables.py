@@ -50,6 +50,20 @@ saga_instance = Table(
     Index("saga_instance_expires_idx", "expires_at", postgresql_where=text("status = 'running'")),
 )
 
+saga_transition = Table(
+    "saga_transition",
+    metadata,
+    Column("saga_id", Text, nullable=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("from_status", Text),
+    Column("to_status", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("entries", JSONB, nullable=False),  # [{"type", "step", "payload"}, ...], seqs first_seq..last_seq
+    PrimaryKeyConstraint("saga_id", "first_seq"),
+)
+
+# A view of ``saga_transition``'s entries, one row per event (migration 0007): what every reader reads.
 saga_event = Table(
     "saga_event",
     metadata,

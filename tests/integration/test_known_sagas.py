@@ -6,7 +6,6 @@ claimed, a row changed, a saga already started) nothing of it is written and it 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
@@ -16,9 +15,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import Envelope, Message, PlaceOrder, Reply
 from orchestrator.definition import DefinitionRegistry, OperatorVerb, SagaStatus
-from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body
+from orchestrator.messaging import Incoming, Written
 from orchestrator.migrate import upgrade
 from orchestrator.persistence import create_engine
 from orchestrator.persistence._bulk import ClaimedAndLocked, claim_and_lock
@@ -26,12 +24,10 @@ from orchestrator.persistence._known import KnownSaga, KnownSagas, RowVersion
 from orchestrator.runtime import SagaManager
 from orchestrator.sagas import ORDER_FULFILLMENT
 from orchestrator.settings import Settings
+from tests.support.manager_inputs import incoming, order, reply_to_pending, saga_row, start
 from tests.support.order_replies import SUCCESS
-from tests.support.saga_run import PLACE_ORDER
 
 pytestmark = pytest.mark.integration
-
-_offsets = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -52,47 +48,6 @@ def _manager(db: AsyncEngine, database_url: str, sent: list[Written]) -> SagaMan
 def _manager_sending(db: AsyncEngine, database_url: str) -> tuple[SagaManager, list[Written]]:
     sent: list[Written] = []
     return _manager(db, database_url, sent), sent
-
-
-def _incoming(topic: str, message: Message, envelope: Envelope) -> Incoming:
-    record = RecordRef(
-        topic=topic,
-        partition=0,
-        offset=next(_offsets),
-        key=(envelope.saga_id or "").encode(),
-        value=body_bytes(encode_body(message)),
-        headers=tuple((k, v.encode()) for k, v in envelope.to_headers().items()),
-    )
-    return decode(record, require_envelope=True)
-
-
-def _start(order: PlaceOrder) -> Incoming:
-    envelope = Envelope(message_id=str(uuid.uuid4()), type=order.type_name(), saga_id=order.order_id)
-    return _incoming("saga.start", order, envelope)
-
-
-async def _row(db: AsyncEngine, saga_id: str) -> Any:
-    async with db.connect() as conn:
-        columns = "status, step, pending_command_id, attempt, version"
-        query = text(f"SELECT {columns} FROM sagaline.saga_instance WHERE id = :i")
-        return (await conn.execute(query, {"i": saga_id})).one()
-
-
-async def _reply(db: AsyncEngine, saga_id: str, reply: Reply) -> Incoming:
-    """``reply`` to the command the saga's row says it waits for."""
-    row = await _row(db, saga_id)
-    envelope = Envelope(
-        message_id=str(uuid.uuid4()),
-        type=reply.type_name(),
-        saga_id=saga_id,
-        causation_id=row.pending_command_id,
-        attempt=row.attempt,
-    )
-    return _incoming("saga.replies", reply, envelope)
-
-
-def _order(saga_id: str, customer_id: str = "c-1") -> PlaceOrder:
-    return PLACE_ORDER.model_copy(update={"order_id": saga_id, "saga_id": saga_id, "customer_id": customer_id})
 
 
 def _last_command(sent: list[Written]) -> dict[str, Any]:
@@ -125,21 +80,21 @@ async def test_a_saga_run_by_one_orchestrator_reads_its_row_only_once(
     sent: list[Written] = []
     manager = _manager(engine, database_url, sent)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
-    assert await manager.process_batch([_start(_order(saga_id))]) == [None]
+    assert await manager.process_batch([start(order(saga_id))]) == [None]
     kept = manager._known.get(saga_id)
     assert kept is not None
-    assert kept.row.version == (await _row(engine, saga_id)).version
+    assert kept.row.version == (await saga_row(engine, saga_id)).version
     for step in ("create_order", "reserve_inventory", "charge_payment", "schedule_shipment"):
-        assert await manager.process_batch([await _reply(engine, saga_id, SUCCESS[step])]) == [None]
+        assert await manager.process_batch([await reply_to_pending(engine, saga_id, SUCCESS[step])]) == [None]
         kept = manager._known.get(saga_id)
         assert kept is not None
-        assert kept.row.version == (await _row(engine, saga_id)).version
+        assert kept.row.version == (await saga_row(engine, saga_id)).version
         assert kept.state.completed_steps[-1] == step
         seqs = await _history(engine, saga_id)
         assert seqs == list(range(1, len(seqs) + 1))
         assert kept.row.last_seq == seqs[-1]
-    assert await manager.process_batch([await _reply(engine, saga_id, SUCCESS["approve_order"])]) == [None]
-    assert (await _row(engine, saga_id)).status == SagaStatus.COMPLETED.value
+    assert await manager.process_batch([await reply_to_pending(engine, saga_id, SUCCESS["approve_order"])]) == [None]
+    assert (await saga_row(engine, saga_id)).status == SagaStatus.COMPLETED.value
     assert manager._known.get(saga_id) is None
     assert locked_batches == [], "every batch was written without row locks"
     seqs = await _history(engine, saga_id)
@@ -151,16 +106,16 @@ async def test_a_row_another_orchestrator_changed_is_read_again(
 ) -> None:
     (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
-    await a.process_batch([_start(_order(saga_id))])
-    await a.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
-    stale_reply = await _reply(engine, saga_id, SUCCESS["reserve_inventory"])  # answers what A last sent
+    await a.process_batch([start(order(saga_id))])
+    await a.process_batch([await reply_to_pending(engine, saga_id, SUCCESS["create_order"])])
+    stale_reply = await reply_to_pending(engine, saga_id, SUCCESS["reserve_inventory"])  # answers what A last sent
     await b.operate(OperatorVerb.CANCEL, saga_id, reason="test", actor="test")
-    cancelled = await _row(engine, saga_id)
+    cancelled = await saga_row(engine, saga_id)
     assert cancelled.status == SagaStatus.COMPENSATING.value
 
     assert await a.process_batch([stale_reply]) == [None]  # ignored: it answers a command no longer pending
 
-    after = await _row(engine, saga_id)
+    after = await saga_row(engine, saga_id)
     assert (after.status, after.step, after.version) == (cancelled.status, cancelled.step, cancelled.version)
     assert [w.records for w in sent_a[2:]] == [()], "A must not act on the state it kept from before the cancel"
     assert locked_batches == [{saga_id}], "the batch written without locks found the row changed, and was redone"
@@ -174,18 +129,18 @@ async def test_a_reply_already_claimed_is_not_applied_again(
     sent: list[Written] = []
     manager = _manager(engine, database_url, sent)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
-    await manager.process_batch([_start(_order(saga_id))])
-    reply = await _reply(engine, saga_id, SUCCESS["create_order"])
+    await manager.process_batch([start(order(saga_id))])
+    reply = await reply_to_pending(engine, saga_id, SUCCESS["create_order"])
     async with engine.begin() as conn:
         await conn.execute(
             text("INSERT INTO sagaline.inbox (consumer, message_id) VALUES ('orchestrator', :m)"),
             {"m": reply.envelope.message_id},
         )
-    before, history = await _row(engine, saga_id), await _history(engine, saga_id)
+    before, history = await saga_row(engine, saga_id), await _history(engine, saga_id)
 
     assert await manager.process_batch([reply]) == [None]
 
-    assert await _row(engine, saga_id) == before
+    assert await saga_row(engine, saga_id) == before
     assert await _history(engine, saga_id) == history
     assert [w.records for w in sent[1:]] == [()], "nothing published for the duplicate"
     assert locked_batches == [{saga_id}]
@@ -196,12 +151,12 @@ async def test_a_start_of_a_saga_another_orchestrator_started_is_a_duplicate(
 ) -> None:
     (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
-    await b.process_batch([_start(_order(saga_id, customer_id="c-2"))])
-    before, history = await _row(engine, saga_id), await _history(engine, saga_id)
+    await b.process_batch([start(order(saga_id, customer_id="c-2"))])
+    before, history = await saga_row(engine, saga_id), await _history(engine, saga_id)
 
-    assert await a.process_batch([_start(_order(saga_id, customer_id="c-1"))]) == [None]  # a new message id
+    assert await a.process_batch([start(order(saga_id, customer_id="c-1"))]) == [None]  # a new message id
 
-    assert await _row(engine, saga_id) == before
+    assert await saga_row(engine, saga_id) == before
     assert await _history(engine, saga_id) == history
     assert [w.records for w in sent_a] == [()]
     assert a._known.get(saga_id) is None
@@ -214,11 +169,11 @@ async def test_a_batch_of_starts_and_replies_is_one_statement_and_numbers_histor
     sent: list[Written] = []
     manager = _manager(engine, database_url, sent)
     running = [f"known-{uuid.uuid4().hex[:8]}" for _ in range(3)]
-    await manager.process_batch([_start(_order(saga_id)) for saga_id in running])
+    await manager.process_batch([start(order(saga_id)) for saga_id in running])
     fresh = [f"known-{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    replies = [await _reply(engine, saga_id, SUCCESS["create_order"]) for saga_id in running]
+    replies = [await reply_to_pending(engine, saga_id, SUCCESS["create_order"]) for saga_id in running]
 
-    assert await manager.process_batch([*replies, *(_start(_order(saga_id)) for saga_id in fresh)]) == [None] * 5
+    assert await manager.process_batch([*replies, *(start(order(saga_id)) for saga_id in fresh)]) == [None] * 5
 
     assert locked_batches == []
     for saga_id in running + fresh:
@@ -227,7 +182,7 @@ async def test_a_batch_of_starts_and_replies_is_one_statement_and_numbers_histor
         kept = manager._known.get(saga_id)
         assert kept is not None
         assert kept.row.last_seq == seqs[-1]
-    assert [(await _row(engine, saga_id)).step for saga_id in running] == ["reserve_inventory"] * 3
+    assert [(await saga_row(engine, saga_id)).step for saga_id in running] == ["reserve_inventory"] * 3
 
 
 async def test_a_saga_purged_and_started_again_under_its_id_is_read_again(
@@ -235,17 +190,17 @@ async def test_a_saga_purged_and_started_again_under_its_id_is_read_again(
 ) -> None:
     (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
-    await a.process_batch([_start(_order(saga_id, customer_id="c-1"))])
-    await a.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
+    await a.process_batch([start(order(saga_id, customer_id="c-1"))])
+    await a.process_batch([await reply_to_pending(engine, saga_id, SUCCESS["create_order"])])
     kept = a._known.get(saga_id)
     assert kept is not None
     async with engine.begin() as conn:  # purged by hand: the history stays (it is append-only)
         await conn.execute(text("DELETE FROM sagaline.saga_instance WHERE id = :i"), {"i": saga_id})
-    await b.process_batch([_start(_order(saga_id, customer_id="c-2"))])
-    await b.process_batch([await _reply(engine, saga_id, SUCCESS["create_order"])])
-    assert (await _row(engine, saga_id)).version == kept.row.version  # same id, same version, another saga
+    await b.process_batch([start(order(saga_id, customer_id="c-2"))])
+    await b.process_batch([await reply_to_pending(engine, saga_id, SUCCESS["create_order"])])
+    assert (await saga_row(engine, saga_id)).version == kept.row.version  # same id, same version, another saga
 
-    await a.process_batch([await _reply(engine, saga_id, SUCCESS["reserve_inventory"])])
+    await a.process_batch([await reply_to_pending(engine, saga_id, SUCCESS["reserve_inventory"])])
 
     charge = _last_command(sent_a)
     assert charge["type"] == "ChargePayment"
@@ -272,7 +227,7 @@ async def test_a_kept_state_evicted_while_the_rows_are_locked_is_still_used(
     sent: list[Written] = []
     manager = _manager(engine, database_url, sent)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
-    await manager.process_batch([_start(_order(saga_id))])
+    await manager.process_batch([start(order(saga_id))])
     kept = manager._known.get(saga_id)
     assert kept is not None
     evicting = _EvictsWhileLocking()
@@ -293,22 +248,22 @@ async def test_an_ignored_reply_checks_that_the_row_it_was_ignored_by_is_unchang
     its claim: without locks when the row is as kept, under locks when another writer changed it since."""
     (a, sent_a), (b, _) = _manager_sending(engine, database_url), _manager_sending(engine, database_url)
     saga_id = f"known-{uuid.uuid4().hex[:8]}"
-    await a.process_batch([_start(_order(saga_id))])
-    applied = await _reply(engine, saga_id, SUCCESS["create_order"])
+    await a.process_batch([start(order(saga_id))])
+    applied = await reply_to_pending(engine, saga_id, SUCCESS["create_order"])
     await a.process_batch([applied])
 
     def late_copy() -> Incoming:
         envelope = applied.envelope.model_copy(update={"message_id": str(uuid.uuid4())})
-        return _incoming("saga.replies", SUCCESS["create_order"], envelope)
+        return incoming("saga.replies", SUCCESS["create_order"], envelope)
 
-    before = await _row(engine, saga_id)
+    before = await saga_row(engine, saga_id)
     assert await a.process_batch([late_copy()]) == [None]
-    assert await _row(engine, saga_id) == before
+    assert await saga_row(engine, saga_id) == before
     assert locked_batches == []
 
     await b.operate(OperatorVerb.CANCEL, saga_id, reason="test", actor="test")
-    cancelled = await _row(engine, saga_id)
+    cancelled = await saga_row(engine, saga_id)
     assert await a.process_batch([late_copy()]) == [None]
-    assert await _row(engine, saga_id) == cancelled
+    assert await saga_row(engine, saga_id) == cancelled
     assert locked_batches == [{saga_id}]
     assert [w.records for w in sent_a[2:]] == [(), ()]
