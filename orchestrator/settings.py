@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         description="How long a producer waits to put more records in one request: fewer, larger requests.",
     )
     producer_batch_bytes: int = Field(
-        default=16_384,
+        default=524_288,
         ge=16_384,
         description=(
             "Largest record batch a producer builds per partition; keep it below the broker's message.max.bytes "

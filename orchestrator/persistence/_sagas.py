@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -115,25 +115,22 @@ async def claim_due(
     now: datetime,
     limit: int,
 ) -> list[tuple[SagaState, dict[str, str] | None]]:
-    """Live sagas whose deadline or time-to-live has passed, locked with ``SKIP LOCKED``."""
-    due = or_(
-        (saga_instance.c.deadline_at <= now) & saga_instance.c.status.in_(["running", "compensating"]),
-        (saga_instance.c.expires_at <= now) & (saga_instance.c.status == "running"),
-    )
-    rows = (
-        (
-            await session.execute(
-                select(saga_instance)
-                .where(due)
-                .order_by(saga_instance.c.deadline_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True),
-            )
-        )
-        .mappings()
-        .all()
-    )
-    return [(state_from_row(r), r["trace_context"]) for r in rows]
+    """Live sagas whose deadline or time-to-live has passed, locked with ``SKIP LOCKED``, most overdue deadline
+    first. One statement per kind, each a range scan of its own partial index: as one ``OR``, Postgres read the
+    expiry half through the deadline index, i.e. every live saga (and its dead index entries), ~10 ms a sweep
+    under load; each statement keeps its condition, so a row that changed before it was locked is re-checked."""
+    deadline_passed = (saga_instance.c.deadline_at <= now) & saga_instance.c.status.in_(["running", "compensating"])
+    expired = (saga_instance.c.expires_at <= now) & (saga_instance.c.status == "running")
+    found: dict[str, RowMapping] = {}
+    for due, order in ((deadline_passed, saga_instance.c.deadline_at), (expired, saga_instance.c.expires_at)):
+        if len(found) >= limit:
+            break
+        # A saga due both ways is claimed once, and the batch is filled with others.
+        condition = due & saga_instance.c.id.not_in(list(found)) if found else due
+        query = select(saga_instance).where(condition).order_by(order).limit(limit - len(found))
+        rows = await session.execute(query.with_for_update(skip_locked=True))
+        found.update((row["id"], row) for row in rows.mappings())
+    return [(state_from_row(r), r["trace_context"]) for r in found.values()]
 
 
 async def append_history(

@@ -43,7 +43,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def _events(db: AsyncEngine, saga_ids: list[str]) -> list[tuple[Any, ...]]:
     async with db.connect() as conn:
         query = text(
-            f"SELECT {_EVENT_COLUMNS} FROM sagaline.saga_event WHERE saga_id = ANY(:ids) ORDER BY saga_id, seq"  # noqa: S608
+            f"SELECT {_EVENT_COLUMNS} FROM sagaline.saga_event WHERE saga_id = ANY(:ids) ORDER BY saga_id, seq"
         )
         return [tuple(row) for row in (await conn.execute(query, {"ids": saga_ids})).all()]
 
@@ -63,7 +63,7 @@ async def test_the_migration_moves_existing_events_over_unchanged_and_back(
         for row in written:
             await conn.execute(
                 text(
-                    f"INSERT INTO sagaline.saga_event ({_EVENT_COLUMNS}) "  # noqa: S608
+                    f"INSERT INTO sagaline.saga_event ({_EVENT_COLUMNS}) "
                     "VALUES (:i, :s, :t, :f, :to, :st, CAST(:p AS jsonb), :at)"
                 ),
                 {"i": row[0], "s": row[1], "t": row[2], "f": row[3], "to": row[4], "st": row[5]}
