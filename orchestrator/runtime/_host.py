@@ -30,6 +30,7 @@ from orchestrator.messaging import (
     watch_positions,
 )
 from orchestrator.persistence import asyncpg_dsn, create_engine
+from orchestrator.runtime._gc import tune_collector
 from orchestrator.settings import Settings
 from orchestrator.transient import backoff_forever
 
@@ -109,6 +110,7 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
     tasks += [asyncio.create_task(coro) for coro in telemetry.background_tasks(db, spec.outbox)]
     try:
         await backoff_forever(broker.start, what="consumer start")
+        tune_collector()
         log.info("sagaline %s ready", spec.name)
         print(f"sagaline {spec.name} ready", flush=True)  # noqa: T201 - launchers wait for this line
         stop_wait = asyncio.create_task(stop.wait())
