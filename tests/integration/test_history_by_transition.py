@@ -35,6 +35,7 @@ _EVENT_COLUMNS = "saga_id, seq, type, from_status, to_status, step, payload, at"
 
 @pytest.fixture(scope="module")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(upgrade, database_url)
     db = create_engine(database_url, pool_size=2)
     yield db
     await db.dispose()
@@ -51,7 +52,8 @@ async def _events(db: AsyncEngine, saga_ids: list[str]) -> list[tuple[Any, ...]]
 async def test_the_migration_moves_existing_events_over_unchanged_and_back(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    await asyncio.to_thread(upgrade, database_url, "0006")
+    await engine.dispose()
+    await asyncio.to_thread(downgrade, database_url, "0006")
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     written = [
         ("m-a", 1, "started", None, "running", None, {"input": {"order_id": "m-a"}}, at),
