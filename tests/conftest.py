@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.launch import Stack
+from orchestrator.migrate import upgrade
 from orchestrator.persistence import create_engine
 from tests.support.infra import Infra, docker_engine, plan, start_infra
 
@@ -35,6 +37,15 @@ def infra() -> Iterator[Infra]:
 def database_url(infra: Infra) -> Iterator[str]:
     with infra.fresh_database() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the module's own database, migrated to head (a module may define its own ``engine``)."""
+    await asyncio.to_thread(upgrade, database_url)
+    db = create_engine(database_url, pool_size=2)
+    yield db
+    await db.dispose()
 
 
 @pytest.fixture(scope="module")

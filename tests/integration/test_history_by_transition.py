@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,6 @@ from orchestrator.admin import AdminService
 from orchestrator.definition import DefinitionRegistry, SagaStatus
 from orchestrator.messaging import Written
 from orchestrator.migrate import downgrade, upgrade
-from orchestrator.persistence import create_engine
 from orchestrator.runtime import SagaManager
 from orchestrator.sagas import ORDER_FULFILLMENT
 from orchestrator.settings import Settings
@@ -31,14 +29,6 @@ from tests.support.order_replies import SUCCESS
 pytestmark = pytest.mark.integration
 
 _EVENT_COLUMNS = "saga_id, seq, type, from_status, to_status, step, payload, at"
-
-
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, database_url)
-    db = create_engine(database_url, pool_size=2)
-    yield db
-    await db.dispose()
 
 
 async def _events(db: AsyncEngine, saga_ids: list[str]) -> list[tuple[Any, ...]]:

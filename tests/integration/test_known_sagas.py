@@ -5,9 +5,8 @@ claimed, a row changed, a saga already started) nothing of it is written and it 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.definition import DefinitionRegistry, OperatorVerb, SagaStatus
 from orchestrator.messaging import Incoming, Written
-from orchestrator.migrate import upgrade
-from orchestrator.persistence import create_engine
 from orchestrator.persistence._bulk import ClaimedAndLocked, claim_and_lock
 from orchestrator.persistence._known import KnownSaga, KnownSagas, RowVersion
 from orchestrator.runtime import SagaManager
@@ -28,14 +25,6 @@ from tests.support.manager_inputs import incoming, order, reply_to_pending, saga
 from tests.support.order_replies import SUCCESS
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, database_url)
-    db = create_engine(database_url, pool_size=2)
-    yield db
-    await db.dispose()
 
 
 def _manager(db: AsyncEngine, database_url: str, sent: list[Written]) -> SagaManager:
