@@ -24,7 +24,7 @@ from orchestrator.messaging import (
 )
 from orchestrator.persistence._db import text_ids
 from orchestrator.persistence._known import KnownSaga, KnownSagas, RowVersion
-from orchestrator.persistence._sagas import saga_columns, state_from_row
+from orchestrator.persistence._sagas import saga_columns, state_from_row, transition_entries
 from orchestrator.persistence._tables import inbox, outbox, saga_instance, saga_transition
 
 
@@ -260,12 +260,7 @@ def _append(
     rows: list[tuple[str, int | None, int, int, str | None, str, str, bool]] = []
     position: dict[str, int] = {}
     for append in appends:
-        payloads = [dict(entry.payload) for entry in append.entries]
-        payloads[-1]["state"] = dict(append.snapshot)
-        entries = [
-            {"type": entry.type, "step": entry.step, "payload": payload}
-            for entry, payload in zip(append.entries, payloads, strict=True)
-        ]
+        entries = transition_entries(append.entries, append.snapshot)
         first = position.get(append.saga_id, 0) + 1
         position[append.saga_id] = first + len(entries) - 1
         from_status = append.from_status.value if append.from_status else None

@@ -133,6 +133,18 @@ async def claim_due(
     return [(state_from_row(r), r["trace_context"]) for r in found.values()]
 
 
+def transition_entries(entries: Sequence[HistoryEntry], snapshot: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """A transition's events as its history row's ``entries``; ``snapshot`` (the state after it) rides on the
+    last one, for "state as of T" reads."""
+    payloads = [dict(entry.payload) for entry in entries]
+    if snapshot is not None:
+        payloads[-1]["state"] = dict(snapshot)
+    return [
+        {"type": entry.type, "step": entry.step, "payload": payload}
+        for entry, payload in zip(entries, payloads, strict=True)
+    ]
+
+
 async def append_history(
     session: AsyncSession,
     saga_id: str,
@@ -147,9 +159,6 @@ async def append_history(
     "state as of T" reads."""
     if not entries:
         return
-    payloads = [dict(entry.payload) for entry in entries]
-    if snapshot is not None:
-        payloads[-1]["state"] = dict(snapshot)
     last = (
         await session.execute(
             select(saga_transition.c.last_seq)
@@ -166,9 +175,6 @@ async def append_history(
             from_status=from_status.value if from_status else None,
             to_status=to_status.value,
             at=now,
-            entries=[
-                {"type": entry.type, "step": entry.step, "payload": payload}
-                for entry, payload in zip(entries, payloads, strict=True)
-            ],
+            entries=transition_entries(entries, snapshot),
         )
     )
