@@ -1,6 +1,6 @@
 """The shared messaging kernel used by the orchestrator and every participant."""
 
-from orchestrator.messaging._assignment import AssignmentWatch, unassigned, watch_assignment
+from orchestrator.messaging._assignment import AssignmentWatch, unassigned
 from orchestrator.messaging._codec import (
     TRACE_HEADERS,
     DecodeError,
@@ -10,7 +10,15 @@ from orchestrator.messaging._codec import (
     decode,
     encode_body,
 )
-from orchestrator.messaging._consumer import BatchProcessor, Consumer, Rejected, record_ref, subscribe
+from orchestrator.messaging._consumer import (
+    BatchProcessor,
+    Consumer,
+    ConsumerCheck,
+    Rejected,
+    record_ref,
+    subscribe,
+    watch_consumer,
+)
 from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, describe_dead_letter, dlq_headers
 from orchestrator.messaging._driver import Params, driver_connection, json_text
 from orchestrator.messaging._inline import InlinePublisher
@@ -18,7 +26,7 @@ from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard
 from orchestrator.messaging._no_auto_create import forbid_topic_auto_creation
 from orchestrator.messaging._reader import read_topic
 from orchestrator.messaging._relay import OutboxRelay
-from orchestrator.messaging._rewind import rewind_if_past_end, watch_positions
+from orchestrator.messaging._rewind import rewind_if_past_end
 from orchestrator.messaging._scan import TopicScan, scan_topic
 from orchestrator.messaging._store import (
     OutboxRecord,
@@ -42,6 +50,7 @@ __all__ = [
     "AssignmentWatch",
     "BatchProcessor",
     "Consumer",
+    "ConsumerCheck",
     "DeadLetters",
     "DecodeError",
     "Incoming",
@@ -82,7 +91,6 @@ __all__ = [
     "stored_replies",
     "subscribe",
     "unassigned",
-    "watch_assignment",
-    "watch_positions",
+    "watch_consumer",
     "write_outbox",
 ]

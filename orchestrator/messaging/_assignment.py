@@ -8,7 +8,6 @@ runs (``SAGALINE_REJOIN_UNASSIGNED``): with several members each one rightly hol
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -61,12 +60,3 @@ class AssignmentWatch:
         )
         await rejoin_as_new_member(consumer)
         return missing
-
-
-async def watch_assignment(subscriber: Any, *, interval_s: float, patience: int) -> None:
-    watch = AssignmentWatch(patience=patience)
-    while True:
-        await asyncio.sleep(interval_s)
-        consumer = getattr(subscriber, "consumer", None)
-        if consumer is not None:
-            await watch.check(consumer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import logging
@@ -211,3 +212,16 @@ def subscribe(
             committer.done(records)
 
     return subscriber, committer
+
+
+ConsumerCheck = Callable[[Any], Awaitable[object]]
+
+
+async def watch_consumer(subscriber: Any, checks: Sequence[ConsumerCheck], *, interval_s: float) -> None:
+    """Run each check on the subscriber's aiokafka consumer every ``interval_s`` (once it has one)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is not None:
+            for check in checks:
+                await check(consumer)

@@ -35,11 +35,3 @@ async def rewind_if_past_end(consumer: Any) -> list[str]:
     if rewound:
         log.warning("positions past the end of the log (broker lost it?): rewound %s", ", ".join(rewound))
     return rewound
-
-
-async def watch_positions(subscriber: Any, *, interval_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        consumer = getattr(subscriber, "consumer", None)
-        if consumer is not None:
-            await rewind_if_past_end(consumer)

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator import telemetry
 from orchestrator.messaging import (
+    AssignmentWatch,
     BatchProcessor,
     Consumer,
+    ConsumerCheck,
     DeadLetters,
     InlinePublisher,
     OutboxRelay,
@@ -25,9 +27,9 @@ from orchestrator.messaging import (
     guard_topics,
     make_broker,
     make_producer,
+    rewind_if_past_end,
     subscribe,
-    watch_assignment,
-    watch_positions,
+    watch_consumer,
 )
 from orchestrator.persistence import asyncpg_dsn, create_engine
 from orchestrator.runtime._gc import tune_collector
@@ -59,6 +61,15 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+
+def _consumer_checks(settings: Settings) -> list[ConsumerCheck]:
+    """Checked every second: positions past the end of the log (a broker that lost it), and, where asked,
+    partitions left unassigned."""
+    checks: list[ConsumerCheck] = [rewind_if_past_end]
+    if settings.rejoin_unassigned:
+        checks.append(AssignmentWatch(patience=UNASSIGNED_PATIENCE).check)
+    return checks
 
 
 async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -101,11 +112,8 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         asyncio.create_task(committer.run(), name=f"{spec.name}-offsets"),
         asyncio.create_task(relay.run(), name=f"{spec.name}-relay"),
         asyncio.create_task(guard_topics(settings, interval_s=settings.topic_check_interval_s), name="topic-guard"),
-        asyncio.create_task(watch_positions(subscriber, interval_s=1.0), name="rewind"),
+        asyncio.create_task(watch_consumer(subscriber, _consumer_checks(settings), interval_s=1.0), name="watch"),
     ]
-    if settings.rejoin_unassigned:
-        watch = watch_assignment(subscriber, interval_s=1.0, patience=UNASSIGNED_PATIENCE)
-        tasks.append(asyncio.create_task(watch, name="assignment"))
     tasks += [asyncio.create_task(coro) for coro in spec.background(db)]
     tasks += [asyncio.create_task(coro) for coro in telemetry.background_tasks(db, spec.outbox)]
     try:
