@@ -108,7 +108,7 @@ async def reserve(tx: BatchTransaction, cmds: Sequence[ReserveInventory]) -> lis
 @inventory.handles(ReleaseInventory)
 async def release(tx: LocalTransaction, cmd: ReleaseInventory) -> Reply:
     row = (
-        await tx.session.execute(
+        await tx.connection.execute(
             select(reservation.c.quantities, reservation.c.status)
             .where(reservation.c.order_id == cmd.order_id)
             .with_for_update(),
@@ -116,14 +116,14 @@ async def release(tx: LocalTransaction, cmd: ReleaseInventory) -> Reply:
     ).first()
     if row is None:
         # Release before reserve: leave a tombstone so a late reserve is refused.
-        await tx.session.execute(insert(reservation).values(order_id=cmd.order_id, quantities={}, status="released"))
+        await tx.connection.execute(insert(reservation).values(order_id=cmd.order_id, quantities={}, status="released"))
         return InventoryReleased(order_id=cmd.order_id)
     if row.status == "live":
         for sku, quantity in sorted(row.quantities.items()):
-            await tx.session.execute(
+            await tx.connection.execute(
                 update(product).where(product.c.sku == sku).values(reserved=product.c.reserved - quantity),
             )
-        await tx.session.execute(
+        await tx.connection.execute(
             update(reservation).where(reservation.c.order_id == cmd.order_id).values(status="released"),
         )
     return InventoryReleased(order_id=cmd.order_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, Table
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import Command, CommandFailed, Envelope, FailureReply, Reply, header_name
 from orchestrator import telemetry
@@ -45,10 +45,11 @@ C = TypeVar("C", bound=Command)
 
 @dataclass(frozen=True, kw_only=True)
 class LocalTransaction:
-    """What a handler gets besides its command: the open session (already in a transaction), the same
-    transaction's driver connection for hot statements (``sql``), the envelope, and the service's settings."""
+    """What a handler gets besides its command: the open SQLAlchemy (Core) connection, already in the batch's
+    transaction, the same transaction's driver connection for hot statements (``sql``), the envelope, and the
+    service's settings."""
 
-    session: AsyncSession
+    connection: AsyncConnection
     sql: Sql
     envelope: Envelope
     settings: Settings
@@ -58,7 +59,7 @@ class LocalTransaction:
 class BatchTransaction:
     """What a batch handler gets besides its commands: as ``LocalTransaction``, with one envelope per command."""
 
-    session: AsyncSession
+    connection: AsyncConnection
     sql: Sql
     envelopes: Sequence[Envelope]
     settings: Settings
@@ -107,7 +108,9 @@ class Participant:
 
         def register(handler: BatchHandler[C]) -> BatchHandler[C]:
             async def one(tx: LocalTransaction, cmd: C) -> Reply:
-                batch = BatchTransaction(session=tx.session, sql=tx.sql, envelopes=(tx.envelope,), settings=tx.settings)
+                batch = BatchTransaction(
+                    connection=tx.connection, sql=tx.sql, envelopes=(tx.envelope,), settings=tx.settings
+                )
                 (reply,) = await handler(batch, (cmd,))
                 return reply
 
@@ -163,7 +166,7 @@ class CommandProcessor:
         self, participant: Participant, db: AsyncEngine, settings: Settings, *, publish: Publish | None
     ) -> None:
         self._p = participant
-        self._sessions = async_sessionmaker(db, expire_on_commit=False)
+        self._db = db
         self._settings = settings
         self._publish = publish
         self._expect_duplicates = False
@@ -184,8 +187,9 @@ class CommandProcessor:
             inline = self._publish is not None
             while True:
                 try:
-                    async with self._sessions() as session, session.begin():
-                        work = _Batch(self, session, failed, singles)
+                    # A Core connection, not an ORM session: the session cost ~0.5 ms of Python CPU per batch.
+                    async with self._db.connect() as connection, connection.begin():
+                        work = _Batch(self, connection, failed, singles)
                         if claim_first:
                             written = await work.run(accepted, inline=inline)
                             self._expect_duplicates = work.duplicates > 0
@@ -211,13 +215,13 @@ class CommandProcessor:
 
     async def _run_handler(
         self,
-        session: AsyncSession,
+        connection: AsyncConnection,
         sql: Sql,
         envelope: Envelope,
         handler: Handler[Any],
         command: Command,
     ) -> Reply:
-        tx = LocalTransaction(session=session, sql=sql, envelope=envelope, settings=self._settings)
+        tx = LocalTransaction(connection=connection, sql=sql, envelope=envelope, settings=self._settings)
         try:
             return await handler(tx, command)
         except Exception as exc:
@@ -253,14 +257,14 @@ class _Batch:
     behaves as if the two had arrived in two transactions."""
 
     def __init__(
-        self, processor: CommandProcessor, session: AsyncSession, failed: dict[int, Reply], singles: set[int]
+        self, processor: CommandProcessor, connection: AsyncConnection, failed: dict[int, Reply], singles: set[int]
     ) -> None:
         self._proc = processor
         self._failed = failed
         self._singles = singles
         self._p = processor._p  # noqa: SLF001 - the processor's own helper
-        self._session = session
-        self._sql = Sql(session)
+        self._connection = connection
+        self._sql = Sql(connection)
         self._claimed: set[str] = set()
         self._stored: dict[str, StoredReply] = {}  # definitive replies: in the inbox, or stored by this batch
         self._to_store: dict[str, StoredReply] = {}
@@ -275,21 +279,21 @@ class _Batch:
         await self._handle_all(accepted, claim=False)
         answered = sorted(self._to_store.items(), key=lambda item: item[0])
         claimed, written = await claim_answered(
-            self._session, p.inbox, p.outbox, p.name, answered, self._records, inline=inline
+            self._connection, p.inbox, p.outbox, p.name, answered, self._records, inline=inline
         )
         if claimed < len(answered):
             raise _Duplicates
         return written
 
     async def run(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]], *, inline: bool) -> Written:
-        p, session = self._p, self._session
+        p, connection = self._p, self._connection
         ids = [incoming.envelope.message_id for incoming, _, _ in accepted]
-        self._claimed = await claim_inbox_many(session, p.inbox, p.name, ids)
-        self._stored = await stored_replies(session, p.inbox, p.name, set(ids) - self._claimed)
+        self._claimed = await claim_inbox_many(connection, p.inbox, p.name, ids)
+        self._stored = await stored_replies(connection, p.inbox, p.name, set(ids) - self._claimed)
         await self._handle_all(accepted, claim=True)
-        await release_inbox(session, p.inbox, p.name, self._to_release)
-        await store_replies(session, p.inbox, p.name, self._to_store.items())
-        return await write_outbox(session, p.outbox, self._records, inline=inline)
+        await release_inbox(connection, p.inbox, p.name, self._to_release)
+        await store_replies(connection, p.inbox, p.name, self._to_store.items())
+        return await write_outbox(connection, p.outbox, self._records, inline=inline)
 
     async def _handle_all(self, accepted: Sequence[tuple[Incoming, Handler[Any], Command]], *, claim: bool) -> None:
         """Every command in order (``claim``: each claimed first): those of ``handles`` one per call, runs of
@@ -324,7 +328,7 @@ class _Batch:
         assert run.handler is not None
         incomings = [accepted[position][0] for position in run.positions]
         tx = BatchTransaction(
-            session=self._session,
+            connection=self._connection,
             sql=self._sql,
             envelopes=[incoming.envelope for incoming in incomings],
             settings=self._proc._settings,  # noqa: SLF001
@@ -350,7 +354,7 @@ class _Batch:
         if reply is None:
             with telemetry.local_transaction(self._p.name, incoming):
                 reply = await self._proc._run_handler(  # noqa: SLF001
-                    self._session, self._sql, incoming.envelope, handler, command
+                    self._connection, self._sql, incoming.envelope, handler, command
                 )
             if isinstance(reply, FailureReply):
                 self._failed[position] = reply

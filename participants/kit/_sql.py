@@ -3,13 +3,13 @@
 Per statement, SQLAlchemy's session, cache key, compile and result processing cost a participant more Python
 CPU than asyncpg and the round trip together (bench/RESULTS.md, "The push, step 4"). A handler on the hot path
 writes fixed SQL with ``$n`` parameters here; asyncpg prepares each text once per connection. Everything else
-(compensations, rare paths) can stay on ``tx.session``: both are the same connection and transaction."""
+(compensations, rare paths) can stay on ``tx.connection``: both are the same connection and transaction."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator.messaging import driver_connection
 
@@ -23,13 +23,13 @@ class Row(Protocol):
 class Sql:
     """The open transaction's driver connection, found once per batch (its first use sends the ``BEGIN``)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._sa_connection = connection
         self._connection: Any = None
 
     async def _driver(self) -> Any:
         if self._connection is None:
-            self._connection = await driver_connection(self._session)
+            self._connection = await driver_connection(self._sa_connection)
         return self._connection
 
     async def fetch(self, query: str, *args: Any) -> list[Row]:

@@ -88,7 +88,7 @@ async def create_order(tx: BatchTransaction, cmds: Sequence[CreateOrder]) -> lis
 @order.handles(CancelOrder)
 async def cancel_order(tx: LocalTransaction, cmd: CancelOrder) -> Reply:
     # Upsert: a cancel that overtakes its create leaves a tombstone, so a late create is refused.
-    await tx.session.execute(
+    await tx.connection.execute(
         insert(orders)
         .values(order_id=cmd.order_id, status="cancelled")
         .on_conflict_do_update(index_elements=["order_id"], set_={"status": "cancelled", "updated_at": text("now()")}),

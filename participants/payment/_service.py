@@ -159,5 +159,5 @@ def _decide(cmd: ChargePayment, limit: int | None, existing: str | None, owed: i
 async def refund_payment(tx: LocalTransaction, cmd: RefundPayment) -> Reply:
     if tx.settings.payment_refunds_down:
         return CommandFailed(reason="refund gateway unavailable", retryable=True, error_type="gateway-down")
-    await tx.session.execute(_REFUND, {"order_id": cmd.order_id})
+    await tx.connection.execute(_REFUND, {"order_id": cmd.order_id})
     return PaymentRefunded(order_id=cmd.order_id)

@@ -65,12 +65,12 @@ async def schedule(tx: BatchTransaction, cmds: Sequence[ScheduleShipment]) -> li
 
 @shipment.handles(CancelShipment)
 async def cancel(tx: LocalTransaction, cmd: CancelShipment) -> Reply:
-    await tx.session.execute(
+    await tx.connection.execute(
         insert(shipment_table)
         .values(order_id=cmd.order_id, shipment_id="none", status="cancelled")
         .on_conflict_do_nothing(),
     )
-    await tx.session.execute(
+    await tx.connection.execute(
         update(shipment_table).where(shipment_table.c.order_id == cmd.order_id).values(status="cancelled"),
     )
     return ShipmentCancelled(order_id=cmd.order_id)

@@ -36,7 +36,7 @@ def _participant(schema: str) -> tuple[Participant, Table, Counter[str]]:
         if cmd.order_id.startswith("sql-"):
             await tx.sql.execute(f"INSERT INTO {schema}.note (order_id) VALUES ($1)", cmd.order_id)
         else:
-            await tx.session.execute(note.insert().values(order_id=cmd.order_id))
+            await tx.connection.execute(note.insert().values(order_id=cmd.order_id))
         if cmd.order_id.endswith("refuse"):
             return OrderRejected(order_id=cmd.order_id, reason="refused after writing")
         if cmd.order_id.endswith("boom"):
