@@ -37,6 +37,20 @@ def _outcomes(outcomes: dict[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in outcomes.items() if v or k == "unfinished")
 
 
+def _legs(legs: dict[str, Any], out: Callable[[str], None]) -> None:
+    """Where an open-loop saga's time goes (one run): the start, then each step's command and reply legs."""
+    if not legs:
+        return
+    out("\nopen loop, where a saga's time goes (ms)   command p50 / p99    reply p50 / p99")
+    start = legs["start"]
+    out(f"  {'start':<38} {start['p50']:>7.0f} / {start['p99']:<7.0f}")
+    for step, leg in legs.items():
+        if step != "start":
+            command, reply = leg["command"], leg["reply"]
+            figures = f"{command['p50']:>7.0f} / {command['p99']:<7.0f}    {reply['p50']:>7.0f} / {reply['p99']:<7.0f}"
+            out(f"  {step:<38} {figures}")
+
+
 def render(report: dict[str, Any], stream: TextIO) -> None:
     """The final table (medians over the runs)."""
     closed, opened = report["closed_loop"], report["open_loop"]
@@ -52,6 +66,7 @@ def render(report: dict[str, Any], stream: TextIO) -> None:
     offered = f"open, {opened['offered_rate_per_s']:g}/s offered"
     out(f"{offered:<24} {opened['sagas_per_s']:>8.1f}   {_latency(opened['latency_ms'])}")
     out(f"outcomes    closed: {_outcomes(closed['outcomes'])}; open: {_outcomes(opened['outcomes'])}")
+    _legs(opened["runs"][len(opened["runs"]) // 2].get("legs_ms", {}), out)
     out("\nper closed-loop run (median)   cpu s   peak RSS MB")
     for name, figures in report["services"].items():
         out(f"  {name:<28} {figures['cpu_s']:>6.1f}   {figures['peak_rss_mb']:>10.0f}")

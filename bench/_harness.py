@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, TextIO
 
-from bench import _pg_meter, _readonly
+from bench import _hops, _pg_meter, _readonly
 from bench._console import ticking
 from bench._periodic import Periodic
 from bench._pg_meter import BacklogSampler
@@ -117,6 +117,7 @@ class _Session:
         self._last = after = await self.quiet_snapshot()
         extra: dict[str, Any] = {"offered_rate_per_s": rate_per_s} if rate_per_s is not None else {}
         extra["step_timeouts"] = await _pg_meter.step_timeouts(self.meter_conn, list(record.sent_at))
+        extra["legs_ms"] = await _hops.legs(self.meter_conn, record.sent_at)
         return MeasuredRun(record, before, after, backlog.peak, self.idle_commits_per_s, extra)
 
     async def renew_broker(self, label: str) -> None:

@@ -60,6 +60,17 @@ def assert_workload(figures: dict[str, Any], runs: int) -> None:
         assert set(run) >= WORKLOAD_KEYS
         assert run["postgres_commits"] > 0
         assert run["kafka_messages"] > 0
+        assert_legs(run["legs_ms"])
+
+
+def assert_legs(legs: dict[str, Any]) -> None:
+    """Every saga has a start leg and a first step; each leg's figures are real durations."""
+    assert legs["start"]["count"] == SAGAS
+    assert legs["create_order"]["command"]["count"] == legs["create_order"]["reply"]["count"] == SAGAS
+    assert {"reserve_inventory", "charge_payment", "schedule_shipment", "approve_order"} <= set(legs)
+    for step, figures in legs.items():
+        for leg in [figures] if step == "start" else [figures["command"], figures["reply"]]:
+            assert 0 <= leg["p50"] <= leg["p99"]
 
 
 def test_the_saga_harness_runs_every_saga_to_its_end_and_reports_every_figure(root: Path) -> None:
