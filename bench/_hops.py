@@ -15,7 +15,8 @@ from collections import defaultdict
 from typing import Any
 
 from bench import _readonly
-from orchestrator.launch import percentile
+from bench._summary import marks
+from orchestrator.sagas import ORDER_FULFILLMENT
 from participants.registry import PARTICIPANTS
 
 HOP_MARKS = {"p50": 0.50, "p99": 0.99}
@@ -42,10 +43,13 @@ _FIRST = (
 
 
 def _marks(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {name: round(percentile(ordered, fraction), 1) for name, fraction in HOP_MARKS.items()} | {
-        "count": len(ordered)
-    }
+    return marks(values, HOP_MARKS) | {"count": len(values)}
+
+
+def _path_order() -> list[str]:
+    """The order a compensated saga takes its steps: forward in the definition's order, then undone in reverse."""
+    forward = [step.name for step in ORDER_FULFILLMENT.steps]
+    return forward + [f"undo {name}" for name in reversed(forward)]
 
 
 async def legs(conn: Any, sent_at: dict[str, float]) -> dict[str, Any]:
@@ -60,6 +64,7 @@ async def legs(conn: Any, sent_at: dict[str, float]) -> dict[str, Any]:
         leg["command"].append(float(row["command_ms"]))
         leg["reply"].append(float(row["reply_ms"]))
     figures: dict[str, Any] = {"start": _marks(start)}
-    for step in sorted(by_step, key=lambda s: (s.startswith("undo "), -len(by_step[s]["command"]))):
+    path = _path_order()
+    for step in sorted(by_step, key=lambda s: path.index(s) if s in path else len(path)):
         figures[step] = {leg: _marks(values) for leg, values in by_step[step].items()}
     return figures

@@ -14,10 +14,14 @@ OUTCOMES = ("completed", "compensated", "failed", "unfinished")
 LATENCY_MARKS = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
 
 
+def marks(values_ms: list[float], fractions: dict[str, float]) -> dict[str, float]:
+    """The named percentiles of these values (ms, to 0.1)."""
+    ordered = sorted(values_ms)
+    return {name: round(percentile(ordered, fraction), 1) for name, fraction in fractions.items()}
+
+
 def latency_figures(latencies_ms: list[float]) -> dict[str, float]:
-    values = sorted(latencies_ms)
-    figures = {name: round(percentile(values, fraction), 1) for name, fraction in LATENCY_MARKS.items()}
-    return figures | {"max": round(values[-1], 1) if values else 0.0}
+    return marks(latencies_ms, LATENCY_MARKS) | {"max": round(max(latencies_ms), 1) if latencies_ms else 0.0}
 
 
 def _per(count: float, by: float, digits: int = 1) -> float:
