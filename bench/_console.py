@@ -79,3 +79,7 @@ def render(report: dict[str, Any], stream: TextIO) -> None:
     out(f"invariants  {'OK' if report['invariants_ok'] else 'VIOLATED'}")
     host, load = report["machine"], report["machine"]["load_average_1m"]
     out(f"machine     {host['cpus']} cpus, load average {load['start']:.1f} before, {load['end']:.1f} after")
+    for name, workload in (("closed", closed), ("open", opened)):
+        pct = [run["machine_cpu_pct"] for run in workload["runs"]]
+        shares = ", ".join(f"{share['steal']:.1f} / {share['other']:.1f}" for share in pct)
+        out(f"            {name} runs, % of the machine's CPU stolen by the hypervisor / used by others: {shares}")

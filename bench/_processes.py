@@ -29,6 +29,15 @@ def cpu_seconds(pid: int | None, *, children: bool = True) -> float:
     return float(total)
 
 
+def machine_cpu_s() -> tuple[float, float]:
+    """The whole machine's busy and stolen CPU seconds since boot, summed over its CPUs. Steal is time the
+    hypervisor gave this VM's CPUs to someone else; busy is every process's and the kernel's work."""
+    times = psutil.cpu_times()
+    fields = times._asdict()
+    busy = sum(fields.get(name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    return float(busy), float(fields.get("steal", 0.0))
+
+
 def peak_rss_mb(pid: int | None) -> float:
     """The process's high-water resident set size (``VmHWM``); its current RSS where /proc has no peak."""
     if pid is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench import _pg_meter
 from bench._kafka_meter import KafkaMeter
-from bench._processes import cpu_seconds, peak_rss_mb
+from bench._processes import cpu_seconds, machine_cpu_s, peak_rss_mb
 from orchestrator.launch import Stack
 
 HARNESS = "harness"
@@ -21,6 +21,8 @@ class Snapshot:
     commits: int
     messages: int
     cpu_s: dict[str, float]
+    machine_busy_s: float = 0.0
+    machine_steal_s: float = 0.0
 
 
 class Meters:
@@ -42,12 +44,15 @@ class Meters:
     async def snapshot(self) -> Snapshot:
         """Call after ``_pg_meter.drained``: the relays caught up and the statistics published."""
         pids = self.services | self.infrastructure
+        busy, steal = machine_cpu_s()
         return Snapshot(
             at=time.monotonic(),
             commits=await _pg_meter.commits(self._conn),
             messages=await self._kafka.total(),
             # The harness's children are the stack itself: count its own CPU only.
             cpu_s={name: cpu_seconds(pid, children=name != HARNESS) for name, pid in pids.items()},
+            machine_busy_s=busy,
+            machine_steal_s=steal,
         )
 
     def peak_rss_mb(self) -> dict[str, float]:

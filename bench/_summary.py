@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
@@ -53,6 +54,15 @@ class MeasuredRun:
     def cpu_s(self) -> dict[str, float]:
         return {name: round(self.after.cpu_s[name] - self.before.cpu_s.get(name, 0.0), 2) for name in self.after.cpu_s}
 
+    def machine_cpu_pct(self) -> dict[str, float]:
+        """Over the run, as a share of all the machine's CPUs: ``steal``, what the hypervisor took away, and
+        ``other``, what the machine did besides the stack and the harness. Either one growing means the same
+        code measures slower: read A/B figures against them."""
+        capacity = (self.after.at - self.before.at) * (os.cpu_count() or 1)
+        steal = self.after.machine_steal_s - self.before.machine_steal_s
+        other = self.after.machine_busy_s - self.before.machine_busy_s - sum(self.cpu_s().values())
+        return {"steal": _per(steal * 100, capacity), "other": _per(max(0.0, other) * 100, capacity)}
+
     def figures(self) -> dict[str, Any]:
         record, ended = self.record, len(self.record.ended)
         return {
@@ -74,6 +84,7 @@ class MeasuredRun:
             "outbox_backlog_peak": self.backlog_peak,
             "cpu_s": self.cpu_s(),
             "cpu_ms_per_saga": _per(sum(s for n, s in self.cpu_s().items() if n != HARNESS) * 1000, ended),
+            "machine_cpu_pct": self.machine_cpu_pct(),
         }
 
 

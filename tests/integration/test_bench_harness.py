@@ -63,6 +63,8 @@ def assert_workload(figures: dict[str, Any], runs: int) -> None:
         assert run["postgres_commits"] > 0
         assert run["kafka_messages"] > 0
         assert_legs(run["legs_ms"])
+        assert set(run["machine_cpu_pct"]) == {"steal", "other"}
+        assert all(0 <= share <= 100 for share in run["machine_cpu_pct"].values())
 
 
 def assert_legs(legs: dict[str, Any]) -> None:
