@@ -83,3 +83,7 @@ def render(report: dict[str, Any], stream: TextIO) -> None:
         pct = [run["machine_cpu_pct"] for run in workload["runs"]]
         shares = ", ".join(f"{share['steal']:.1f} / {share['other']:.1f}" for share in pct)
         out(f"            {name} runs, % of the machine's CPU stolen by the hypervisor / used by others: {shares}")
+        loops = ", ".join(
+            f"{run['python_loop_ms']['before']:.0f} / {run['python_loop_ms']['after']:.0f}" for run in workload["runs"]
+        )
+        out(f"            {name} runs, the calibration loop before / after, ms (lower: a faster machine): {loops}")

@@ -17,6 +17,7 @@ from statistics import median
 from typing import Any, TextIO
 
 from bench import _hops, _pg_meter, _readonly
+from bench._calibration import python_loop_ms
 from bench._console import ticking
 from bench._periodic import Periodic
 from bench._pg_meter import BacklogSampler
@@ -111,11 +112,13 @@ class _Session:
             await self.renew_broker(label)
         self._runs += 1
         before = self._last or await self.quiet_snapshot()
+        loop_before = python_loop_ms()  # the stack is quiet: the loop measures the machine, not the run
         backlog = BacklogSampler(self.backlog_conn)
         async with Periodic(backlog.sample, BACKLOG_EVERY_S, name="outbox-backlog"):
             record = await self.run(workload, self.options.sagas, label, rate_per_s)
         self._last = after = await self.quiet_snapshot()
         extra: dict[str, Any] = {"offered_rate_per_s": rate_per_s} if rate_per_s is not None else {}
+        extra["python_loop_ms"] = {"before": loop_before, "after": python_loop_ms()}
         extra["step_timeouts"] = await _pg_meter.step_timeouts(self.meter_conn, list(record.sent_at))
         extra["legs_ms"] = await _hops.legs(self.meter_conn, record.sent_at)
         return MeasuredRun(record, before, after, backlog.peak, self.idle_commits_per_s, extra)

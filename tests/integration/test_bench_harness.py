@@ -65,6 +65,8 @@ def assert_workload(figures: dict[str, Any], runs: int) -> None:
         assert_legs(run["legs_ms"])
         assert set(run["machine_cpu_pct"]) == {"steal", "other"}
         assert all(0 <= share <= 100 for share in run["machine_cpu_pct"].values())
+        assert run["python_loop_ms"]["before"] > 0
+        assert run["python_loop_ms"]["after"] > 0
 
 
 def assert_legs(legs: dict[str, Any]) -> None:
