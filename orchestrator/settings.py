@@ -55,8 +55,8 @@ class Settings(BaseSettings):
             "(1 MB by default)."
         ),
     )
-    # 500, Kafka's own max.poll.records: at 1,024 sagas in flight the orchestrator's batches reached 200 and every
-    # further record cost another statement (5 of 5 interleaved pairs faster, bench/RESULTS.md step 10).
+    # 500, Kafka's own max.poll.records: faster than 200 at 1,024 sagas in flight in 5 of 5 interleaved pairs
+    # (bench/RESULTS.md step 10), where ~4,000 records a second reach the orchestrator: fewer, larger statements.
     consumer_batch_size: int = Field(default=500, ge=1, description="Records fetched and handled per consumer batch.")
     topic_check_interval_s: float = Field(default=5.0, gt=0, description="How often services re-create missing topics.")
     max_message_bytes: int = Field(
