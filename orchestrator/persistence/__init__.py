@@ -1,6 +1,7 @@
 """Postgres persistence: tables, engines and saga repositories."""
 
 from orchestrator.persistence._db import asyncpg_dsn, create_engine, sqlalchemy_url
+from orchestrator.persistence._held import BatchConnection, release_kept
 from orchestrator.persistence._sagas import (
     append_history,
     claim_due,
@@ -23,6 +24,7 @@ from orchestrator.persistence._tables import (
 
 __all__ = [
     "ORCHESTRATOR_SCHEMA",
+    "BatchConnection",
     "append_history",
     "asyncpg_dsn",
     "claim_due",
@@ -34,6 +36,7 @@ __all__ = [
     "metadata",
     "outbox",
     "outbox_table",
+    "release_kept",
     "saga_event",
     "saga_instance",
     "save_saga",

@@ -31,7 +31,7 @@ from orchestrator.messaging import (
     subscribe,
     watch_consumer,
 )
-from orchestrator.persistence import asyncpg_dsn, create_engine
+from orchestrator.persistence import asyncpg_dsn, create_engine, release_kept
 from orchestrator.runtime._gc import tune_collector
 from orchestrator.settings import Settings
 from orchestrator.transient import backoff_forever
@@ -138,5 +138,6 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
             await publisher.drain()
             await relay.publish_once()
         await producer.stop()
+        await release_kept(db)
         await db.dispose()
         telemetry.shutdown()  # flushes the spans still buffered

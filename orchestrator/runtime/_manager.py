@@ -26,7 +26,7 @@ from orchestrator.definition import (
     refusal,
 )
 from orchestrator.messaging import Incoming, Publish, Rejected, Written, release_inbox
-from orchestrator.persistence import claim_due, inbox
+from orchestrator.persistence import BatchConnection, claim_due, inbox
 from orchestrator.persistence._bulk import Basis, Unlocked, WriteConflict, claim_and_lock, lock_sagas
 from orchestrator.persistence._known import KnownSaga, KnownSagas
 from orchestrator.runtime._transitions import StartRaced, Transition, write_transitions
@@ -68,8 +68,11 @@ class SagaManager:
         *,
         publish: Publish | None = None,
         clock: Callable[[], datetime] = utc_now,
+        keep_connection: bool = False,
     ) -> None:
         self._db = db
+        # Batches come one at a time (``BatchConnection``); the sweeper and operators check out their own.
+        self._batches = BatchConnection(db, keep=keep_connection)
         self._settings = settings
         self._definitions = definitions
         self._publish = publish
@@ -114,7 +117,7 @@ class SagaManager:
             return None
         now = self._clock()
         after_commit: telemetry.AfterCommit = []
-        async with self._db.connect() as conn:
+        async with self._batches.use() as conn:
             run = _BatchRun(self, conn, now, starts)
             run.assume_kept([incoming for _, incoming, _ in accepted], kept)
             outcomes = run.apply_all(accepted)
@@ -140,7 +143,7 @@ class SagaManager:
     ) -> list[Rejected | None]:
         now = self._clock()
         after_commit: telemetry.AfterCommit = []
-        async with self._db.begin() as conn:
+        async with self._batches.use() as conn, conn.begin():
             run = _BatchRun(self, conn, now, starts)
             await run.prepare([incoming for _, incoming, _ in accepted], {saga_id for _, _, saga_id in accepted})
             outcomes = run.apply_all(accepted)

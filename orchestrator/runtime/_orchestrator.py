@@ -34,7 +34,8 @@ class _Orchestrator:
         self._manager: SagaManager | None = None
 
     def processor(self, db: AsyncEngine, publish: Publish) -> BatchProcessor:
-        self._manager = SagaManager(db, self._settings, load_registry(self._settings.saga_definitions), publish=publish)
+        definitions = load_registry(self._settings.saga_definitions)
+        self._manager = SagaManager(db, self._settings, definitions, publish=publish, keep_connection=True)
         return self._manager.process_batch
 
     def background(self, _db: AsyncEngine) -> Sequence[Coroutine[Any, Any, None]]:
