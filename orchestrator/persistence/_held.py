@@ -26,8 +26,6 @@ class BatchConnection:
         self._engine = engine
         self._keep = keep
         self._idle: AsyncConnection | None = None
-        if keep:
-            _KEPT.setdefault(engine.sync_engine, set()).add(self)
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncConnection]:
@@ -39,6 +37,7 @@ class BatchConnection:
             raise
         if self._keep and self._idle is None and _clean(conn):
             self._idle = conn
+            _KEPT.setdefault(self._engine.sync_engine, set()).add(self)  # a use after release_kept too
         else:  # the pool's checkin ends what is left open; or a second use ran meanwhile and kept its own
             await conn.close()
 
