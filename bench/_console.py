@@ -76,6 +76,9 @@ def render(report: dict[str, Any], stream: TextIO) -> None:
     out(f"\npostgres    {report['postgres_commits_per_s']:.0f} commits/s, {per_saga['postgres_commits']:.1f} per saga")
     out(f"kafka       {report['kafka_messages_per_s']:.0f} messages/s, {per_saga['kafka_messages']:.1f} per saga")
     out(f"outbox      backlog peak {report['outbox_backlog_peak']} rows (all five services)")
+    idle = report["infrastructure"]["idle_cpu_ms_per_s"]
+    busiest = ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(idle.items(), key=lambda i: -i[1]) if name != "stack")
+    out(f"idle        the stack uses {idle['stack']:.0f} ms of CPU a second doing nothing ({busiest})")
     out(f"invariants  {'OK' if report['invariants_ok'] else 'VIOLATED'}")
     host, load = report["machine"], report["machine"]["load_average_1m"]
     out(f"machine     {host['cpus']} cpus, load average {load['start']:.1f} before, {load['end']:.1f} after")

@@ -37,6 +37,7 @@ POLL_S = {CLOSED: 0.01, OPEN: 0.25}
 # Counting five outbox tables full of just-deleted rows took Postgres 2.3 ms (pg_stat_statements): at 100 ms
 # that was ~2 % of a core taken from the stack it measures; a backlog under load lasts longer than 0.5 s.
 BACKLOG_EVERY_S = 0.5
+IDLE_SETTLE_S = 0.5  # past the idle threshold before the idle baseline starts
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Measured:
     opened: list[MeasuredRun]
     offered_rate_per_s: float
     idle_commits_per_s: float
+    idle_cpu_ms_per_s: dict[str, float]
     audit: AuditReport
     peak_rss_mb: dict[str, float]
     services: tuple[str, ...]
@@ -75,6 +77,7 @@ class _Session:
         self._runs = 0
         self.saga_ids: list[str] = []
         self.idle_commits_per_s = 0.0
+        self.idle_cpu_ms_per_s: dict[str, float] = {}
         self._last: Snapshot | None = None
 
     async def run(self, workload: str, sagas: int, label: str, rate_per_s: float | None = None) -> RunRecord:
@@ -142,11 +145,20 @@ class _Session:
         return {name: max(now.get(name, 0.0), self._peak_rss_mb.get(name, 0.0)) for name in now | self._peak_rss_mb}
 
     async def measure_idle(self, seconds: float = 3.0) -> None:
-        """The commits per second of the services doing nothing, subtracted from every run's count."""
+        """The commits per second of the services doing nothing, subtracted from every run's count, and each
+        process's CPU meanwhile. Measured once the consumers' fetch waits have stretched, if they do
+        (``SAGALINE_FETCH_IDLE_MAX_WAIT_MS``): how a stack left idle runs."""
+        settings = self.stack.settings
+        if settings.fetch_idle_max_wait_ms:
+            await asyncio.sleep(settings.fetch_idle_after_ms / 1000 + IDLE_SETTLE_S)
         before = await self.quiet_snapshot()
         await asyncio.sleep(seconds)
         self._last = after = await self.quiet_snapshot()
-        self.idle_commits_per_s = (after.commits - before.commits) / (after.at - before.at)
+        elapsed = after.at - before.at
+        self.idle_commits_per_s = (after.commits - before.commits) / elapsed
+        self.idle_cpu_ms_per_s = {
+            name: round(1000 * (after.cpu_s[name] - before.cpu_s.get(name, 0.0)) / elapsed, 1) for name in after.cpu_s
+        }
 
     async def quiet_snapshot(self) -> Snapshot:
         await _pg_meter.drained(self.meter_conn)
@@ -193,6 +205,7 @@ async def measure(stack: Stack, options: Options, progress: TextIO) -> Measured:
             opened=opened,
             offered_rate_per_s=rate,
             idle_commits_per_s=round(session.idle_commits_per_s, 1),
+            idle_cpu_ms_per_s=session.idle_cpu_ms_per_s,
             audit=report,
             peak_rss_mb=session.peak_rss_mb(),
             services=tuple(session.meters.services),

@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from bench._harness import Measured, Options
+from bench._snapshot import HARNESS
 from bench._summary import MeasuredRun, median_of, workload
 from orchestrator.launch._artifacts import write_latency_plot
 
@@ -29,6 +30,13 @@ def _cpu_median(runs: list[MeasuredRun], name: str) -> float:
     return round(median(run.cpu_s().get(name, 0.0) for run in runs), 2)
 
 
+def _idle_cpu(measured: Measured) -> dict[str, float]:
+    """Each process's CPU with nothing to do, and the stack's (services, broker, Postgres) in all."""
+    per_process = measured.idle_cpu_ms_per_s
+    stack = sum(ms for name, ms in per_process.items() if name != HARNESS)
+    return per_process | {"stack": round(stack, 1)}
+
+
 def build(measured: Measured, options: Options, infrastructure: dict[str, Any]) -> dict[str, Any]:
     closed = measured.closed
     infra_cpu = {name: _cpu_median(closed, name) for name in closed[0].after.cpu_s if name not in measured.services}
@@ -40,6 +48,7 @@ def build(measured: Measured, options: Options, infrastructure: dict[str, Any]) 
         "repeats": options.repeats,
         "infrastructure": infrastructure
         | {"idle_postgres_commits_per_s": measured.idle_commits_per_s}
+        | {"idle_cpu_ms_per_s": _idle_cpu(measured)}
         | ({"cpu_s": infra_cpu} if infra_cpu else {}),
         "machine": machine() | {"load_average_1m": measured.load_average_1m},
         "closed_loop": workload(closed),

@@ -38,6 +38,9 @@ def embedded_broker_env() -> dict[str, str]:
     never wakes a waiting fetch). A value the environment sets wins."""
     defaults = {
         "SAGALINE_FETCH_MAX_WAIT_MS": "10",
+        # An idle consumer asks a tenth as often (an idle stack used half a core polling at 10 ms); the first
+        # record after two quiet seconds waits up to 100 ms (orchestrator/messaging/_idle_wait.py).
+        "SAGALINE_FETCH_IDLE_MAX_WAIT_MS": "100",
         "SAGALINE_SESSION_TIMEOUT_MS": "3000",
         "SAGALINE_HEARTBEAT_INTERVAL_MS": "1000",
         # Concurrent producers to one partition can make it hand a following consumer records past ones not yet

@@ -107,6 +107,13 @@ def test_the_saga_harness_runs_every_saga_to_its_end_and_reports_every_figure(ro
     for figures in report["services"].values():
         assert figures["cpu_s"] > 0
         assert figures["peak_rss_mb"] > 0
+    idle_cpu = report["infrastructure"]["idle_cpu_ms_per_s"]
+    assert SERVICES | {"stack"} <= set(idle_cpu)
+    assert (
+        0
+        < idle_cpu["stack"]
+        == pytest.approx(sum(ms for name, ms in idle_cpu.items() if name not in {"stack", "harness"}), abs=0.5)
+    )
     assert report["postgres_commits_per_s"] > 0
     assert report["kafka_messages_per_s"] > 0
     assert report["outbox_backlog_peak"] >= 0  # 0 when the relays keep up between samples
