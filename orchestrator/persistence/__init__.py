@@ -1,7 +1,7 @@
 """Postgres persistence: tables, engines and saga repositories."""
 
 from orchestrator.persistence._db import asyncpg_dsn, create_engine, sqlalchemy_url
-from orchestrator.persistence._held import BatchConnection, release_kept
+from orchestrator.persistence._held import BatchConnection
 from orchestrator.persistence._sagas import (
     append_history,
     claim_due,
@@ -36,7 +36,6 @@ __all__ = [
     "metadata",
     "outbox",
     "outbox_table",
-    "release_kept",
     "saga_event",
     "saga_instance",
     "save_saga",

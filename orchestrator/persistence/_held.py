@@ -6,30 +6,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-_KEPT: dict[Engine, set[BatchConnection]] = {}
 
 
 class BatchConnection:
     """A consumer handles one batch at a time, so with ``keep=True`` it keeps one connection checked out
     between batches: the pool's checkout and checkin cost 0.15-0.25 ms of Python CPU a batch
-    (bench/RESULTS.md, step 11). The service host keeps; a processor built elsewhere (tests, tools) checks out
-    per batch, since nothing there would hand a kept connection back before its engine is disposed.
+    (bench/RESULTS.md, step 11). The service host makes one that keeps, hands it to the processor it builds,
+    and ``release``s it before it disposes the engine; a processor built without one (tests, tools) checks out
+    per batch.
 
     An exception inside ``use``, or a transaction left open, hands the connection back to the pool (which rolls
-    it back, or discards it if it broke), and the next ``use`` checks out another. ``release_kept(engine)``
-    hands back every connection kept on ``engine``: the host calls it before ``engine.dispose()``."""
+    it back, or discards it if it broke), and the next ``use`` checks out another."""
 
     def __init__(self, engine: AsyncEngine, *, keep: bool = False) -> None:
-        self._engine = engine
+        self.engine = engine
         self._keep = keep
         self._idle: AsyncConnection | None = None
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncConnection]:
-        conn, self._idle = self._idle or await self._engine.connect(), None
+        conn, self._idle = self._idle or await self.engine.connect(), None
         try:
             yield conn
         except BaseException:
@@ -37,11 +34,11 @@ class BatchConnection:
             raise
         if self._keep and self._idle is None and _clean(conn):
             self._idle = conn
-            _KEPT.setdefault(self._engine.sync_engine, set()).add(self)  # a use after release_kept too
         else:  # the pool's checkin ends what is left open; or a second use ran meanwhile and kept its own
             await conn.close()
 
     async def release(self) -> None:
+        """Hands the kept connection back to the pool; a later ``use`` checks out another."""
         conn, self._idle = self._idle, None
         if conn is not None:
             await conn.close()
@@ -53,9 +50,3 @@ def _clean(conn: AsyncConnection) -> bool:
         return False
     driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     return not driver.is_in_transaction()
-
-
-async def release_kept(engine: AsyncEngine) -> None:
-    """Hands every connection kept on ``engine`` back to its pool."""
-    for kept in _KEPT.pop(engine.sync_engine, set()):
-        await kept.release()

@@ -31,7 +31,7 @@ from orchestrator.messaging import (
     subscribe,
     watch_consumer,
 )
-from orchestrator.persistence import asyncpg_dsn, create_engine, release_kept
+from orchestrator.persistence import BatchConnection, asyncpg_dsn, create_engine
 from orchestrator.runtime._gc import tune_collector
 from orchestrator.settings import Settings
 from orchestrator.transient import backoff_forever
@@ -51,7 +51,8 @@ class ServiceSpec:
     name: str
     outbox: Table
     topics: Sequence[str]
-    make_processor: Callable[[AsyncEngine, Publish], BatchProcessor]
+    # Builds the consumer's processor on the host's connection for batches (its engine is ``.engine``).
+    make_processor: Callable[[BatchConnection, Publish], BatchProcessor]
     bare_json_topics: frozenset[str] = frozenset()
     background: BackgroundTasks = field(default=lambda _db: ())
 
@@ -93,8 +94,9 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
         in_flight=publisher.pending_ids,
     )
     dead_letters = DeadLetters(producer, settings.topics.dlq, spec.name)
+    batches = BatchConnection(db, keep=True)
     consumer = Consumer(
-        spec.make_processor(db, publisher.publish),
+        spec.make_processor(batches, publisher.publish),
         dead_letters,
         bare_json_topics=spec.bare_json_topics,
         max_message_bytes=settings.max_message_bytes,
@@ -138,6 +140,6 @@ async def serve(spec: ServiceSpec, settings: Settings, *, stop: asyncio.Event | 
             await publisher.drain()
             await relay.publish_once()
         await producer.stop()
-        await release_kept(db)
+        await batches.release()
         await db.dispose()
         telemetry.shutdown()  # flushes the spans still buffered

@@ -68,11 +68,12 @@ class SagaManager:
         *,
         publish: Publish | None = None,
         clock: Callable[[], datetime] = utc_now,
-        keep_connection: bool = False,
+        batches: BatchConnection | None = None,
     ) -> None:
         self._db = db
-        # Batches come one at a time (``BatchConnection``); the sweeper and operators check out their own.
-        self._batches = BatchConnection(db, keep=keep_connection)
+        # Batches come one at a time, on the host's kept connection (``BatchConnection``) or one checked out
+        # each; the sweeper and operators check out their own.
+        self._batches = batches or BatchConnection(db)
         self._settings = settings
         self._definitions = definitions
         self._publish = publish

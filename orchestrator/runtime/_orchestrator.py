@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.messaging import BatchProcessor, Publish
-from orchestrator.persistence import outbox
+from orchestrator.persistence import BatchConnection, outbox
 from orchestrator.runtime._host import ServiceSpec, serve
 from orchestrator.runtime._manager import SagaManager
 from orchestrator.sagas import load_registry
@@ -33,9 +33,9 @@ class _Orchestrator:
         self._settings = settings
         self._manager: SagaManager | None = None
 
-    def processor(self, db: AsyncEngine, publish: Publish) -> BatchProcessor:
+    def processor(self, batches: BatchConnection, publish: Publish) -> BatchProcessor:
         definitions = load_registry(self._settings.saga_definitions)
-        self._manager = SagaManager(db, self._settings, definitions, publish=publish, keep_connection=True)
+        self._manager = SagaManager(batches.engine, self._settings, definitions, publish=publish, batches=batches)
         return self._manager.process_batch
 
     def background(self, _db: AsyncEngine) -> Sequence[Coroutine[Any, Any, None]]:

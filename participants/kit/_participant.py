@@ -131,13 +131,14 @@ class Participant:
         return tuple(self._handlers)
 
     def processor(
-        self, db: AsyncEngine, settings: Settings, *, publish: Publish | None, keep_connection: bool = False
+        self, db: AsyncEngine, settings: Settings, *, publish: Publish | None, batches: BatchConnection | None = None
     ) -> CommandProcessor:
-        return CommandProcessor(self, db, settings, publish=publish, keep_connection=keep_connection)
+        """``batches``: the connection batches run on (the host's kept one); without it, one checked out each."""
+        return CommandProcessor(self, db, settings, publish=publish, batches=batches)
 
     def spec(self, settings: Settings) -> ServiceSpec:
-        def make_processor(db: AsyncEngine, publish: Publish) -> BatchProcessor:
-            return self.processor(db, settings, publish=publish, keep_connection=True).process_batch
+        def make_processor(batches: BatchConnection, publish: Publish) -> BatchProcessor:
+            return self.processor(batches.engine, settings, publish=publish, batches=batches).process_batch
 
         return ServiceSpec(
             name=self.name,
@@ -171,10 +172,10 @@ class CommandProcessor:
         settings: Settings,
         *,
         publish: Publish | None,
-        keep_connection: bool = False,
+        batches: BatchConnection | None = None,
     ) -> None:
         self._p = participant
-        self._connections = BatchConnection(db, keep=keep_connection)
+        self._connections = batches or BatchConnection(db)
         self._settings = settings
         self._publish = publish
         self._expect_duplicates = False

@@ -5,14 +5,14 @@ after Postgres closed it, and handed back for good before the engine is disposed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.messaging import driver_connection
-from orchestrator.persistence import BatchConnection, create_engine, release_kept
+from orchestrator.persistence import BatchConnection, create_engine
 from orchestrator.transient import backoff_forever
 
 pytestmark = pytest.mark.integration
@@ -25,8 +25,21 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
         await conn.execute(text("CREATE TABLE IF NOT EXISTS kept_probe (n int)"))
         await conn.execute(text("TRUNCATE kept_probe"))
     yield engine
-    await release_kept(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def kept(db: AsyncEngine) -> AsyncIterator[Callable[[], BatchConnection]]:
+    """Makes connections for batches that keep, as the host does, and releases them before the engine goes."""
+    made: list[BatchConnection] = []
+
+    def make() -> BatchConnection:
+        made.append(BatchConnection(db, keep=True))
+        return made[-1]
+
+    yield make
+    for batches in made:
+        await batches.release()
 
 
 async def _backend(batches: BatchConnection) -> int:
@@ -38,15 +51,19 @@ def _checked_out(db: AsyncEngine) -> int:
     return int(db.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
 
 
-async def test_a_kept_connection_serves_every_clean_batch_and_is_released_before_dispose(db: AsyncEngine) -> None:
-    batches = BatchConnection(db, keep=True)
+async def test_a_kept_connection_serves_every_clean_batch_until_released(
+    db: AsyncEngine, kept: Callable[[], BatchConnection]
+) -> None:
+    batches = kept()
 
     pids = {await _backend(batches) for _ in range(5)}
 
     assert len(pids) == 1
     assert _checked_out(db) == 1
-    await release_kept(db)
+    await batches.release()
     assert _checked_out(db) == 0
+    await _backend(batches)  # a use after release checks out again, and keeps that one
+    assert _checked_out(db) == 1
 
 
 async def test_without_keep_each_batch_gives_its_connection_back(db: AsyncEngine) -> None:
@@ -57,8 +74,10 @@ async def test_without_keep_each_batch_gives_its_connection_back(db: AsyncEngine
     assert _checked_out(db) == 0
 
 
-async def test_a_batch_that_raises_hands_the_connection_back(db: AsyncEngine) -> None:
-    batches = BatchConnection(db, keep=True)
+async def test_a_batch_that_raises_hands_the_connection_back(
+    db: AsyncEngine, kept: Callable[[], BatchConnection]
+) -> None:
+    batches = kept()
     await _backend(batches)
 
     async def broken_batch() -> None:
@@ -75,9 +94,9 @@ async def test_a_batch_that_raises_hands_the_connection_back(db: AsyncEngine) ->
 
 
 async def test_a_transaction_left_open_on_the_driver_is_rolled_back_not_carried_into_the_next_batch(
-    db: AsyncEngine,
+    db: AsyncEngine, kept: Callable[[], BatchConnection]
 ) -> None:
-    batches = BatchConnection(db, keep=True)
+    batches = kept()
     async with batches.use() as conn:
         await (await driver_connection(conn)).execute("INSERT INTO kept_probe VALUES (2)")  # BEGIN, never COMMIT
 
@@ -88,8 +107,10 @@ async def test_a_transaction_left_open_on_the_driver_is_rolled_back_not_carried_
         assert await driver.fetchval("SELECT count(*) FROM kept_probe") == 0
 
 
-async def test_a_kept_connection_postgres_closed_is_replaced(db: AsyncEngine) -> None:
-    batches = BatchConnection(db, keep=True)
+async def test_a_kept_connection_postgres_closed_is_replaced(
+    db: AsyncEngine, kept: Callable[[], BatchConnection]
+) -> None:
+    batches = kept()
     dead = await _backend(batches)
     async with db.connect() as conn:
         await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": dead})
