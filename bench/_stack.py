@@ -38,6 +38,8 @@ def infrastructure(stack: Stack, *, fresh_broker: bool = False) -> dict[str, Any
         "fresh_broker_per_run": fresh_broker and stack.broker is not None,
         "topic_partitions": stack.settings.topic_partitions,
         "fetch_max_wait_ms": stack.settings.fetch_max_wait_ms,
+        "fetch_idle_max_wait_ms": stack.settings.fetch_idle_max_wait_ms,
+        "fetch_saturated_wait_ms": stack.settings.fetch_saturated_wait_ms,
     }
 
 

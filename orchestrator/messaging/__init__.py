@@ -21,7 +21,7 @@ from orchestrator.messaging._consumer import (
 )
 from orchestrator.messaging._dlq import DLQ_HEADER_PREFIX, DeadLetters, describe_dead_letter, dlq_headers
 from orchestrator.messaging._driver import Params, driver_connection, json_text
-from orchestrator.messaging._idle_wait import IdleFetchWait
+from orchestrator.messaging._fetch_wait import FetchWait, MachineLoad
 from orchestrator.messaging._inline import InlinePublisher
 from orchestrator.messaging._kafka import consumer_options, ensure_topics, guard_topics, make_broker, make_producer
 from orchestrator.messaging._no_auto_create import forbid_topic_auto_creation
@@ -54,9 +54,10 @@ __all__ = [
     "ConsumerCheck",
     "DeadLetters",
     "DecodeError",
-    "IdleFetchWait",
+    "FetchWait",
     "Incoming",
     "InlinePublisher",
+    "MachineLoad",
     "OutboxRecord",
     "OutboxRelay",
     "Params",

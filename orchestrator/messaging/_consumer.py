@@ -17,8 +17,8 @@ from faststream.kafka import KafkaBroker
 from orchestrator import telemetry
 from orchestrator.messaging._codec import DecodeError, Incoming, RecordRef, decode
 from orchestrator.messaging._dlq import DeadLetters
+from orchestrator.messaging._fetch_wait import FetchWait
 from orchestrator.messaging._gaps import GapGuard
-from orchestrator.messaging._idle_wait import IdleFetchWait
 from orchestrator.messaging._kafka import consumer_options
 from orchestrator.messaging._offsets import OffsetCommitter
 from orchestrator.settings import Settings
@@ -166,17 +166,17 @@ async def _raw_records(message: Any, _original: Callable[[Any], Awaitable[Any]])
 IDLE_WAIT_MS = 200
 
 
-def _hand_over_at_once(subscriber: Any, idle_wait: IdleFetchWait | None) -> None:
+def _hand_over_at_once(subscriber: Any, fetch_wait: FetchWait | None) -> None:
     """FastStream's batch subscriber sleeps its batch timeout after every empty fetch, and records that arrive
     meanwhile wait that sleep out: up to one fetch wait more per hop. Wait for records instead, without sleeping
-    (this replaces the only use of its batch timeout). With ``idle_wait``, each wait's outcome sets the fetch
+    (this replaces the only use of its batch timeout). With ``fetch_wait``, each wait's outcome sets the fetch
     wait of the consumer's next requests."""
 
     async def get_msg(consumer: Any) -> tuple[Any, ...]:
         batches = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=subscriber.max_records)
         records = tuple(itertools.chain.from_iterable(batches.values()))
-        if idle_wait is not None:
-            idle_wait.observe(consumer, got_records=bool(records))
+        if fetch_wait is not None:
+            fetch_wait.observe(consumer, got_records=bool(records))
         return records
 
     subscriber.get_msg = get_msg
@@ -200,7 +200,7 @@ def subscribe(
         **consumer_options(settings),
     )
 
-    _hand_over_at_once(subscriber, IdleFetchWait.from_settings(settings))
+    _hand_over_at_once(subscriber, FetchWait.from_settings(settings))
     committer = OffsetCommitter(subscriber, interval_s=settings.offset_commit_interval_s)
     gaps = GapGuard() if settings.refetch_gaps else None
 
