@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         description=(
-            "Fetch wait while this machine's CPUs are saturated (from 90 % busy over a second until below 60 %; "
+            "Fetch wait while this machine's CPUs are saturated (from 85 % busy over a second until below 60 %; "
             "unset or 0: always fetch_max_wait_ms): fewer, larger batches. 50 for the embedded broker."
         ),
     )

@@ -9,11 +9,12 @@ waits for the next poll. Two things make a longer one better at times (bench/RES
   price: the first record after a quiet spell waits up to the idle wait.
 * **Saturated** (``SAGALINE_FETCH_SATURATED_WAIT_MS``): while this machine's CPUs are nearly all busy, every
   fetch and the batch it brings cost CPU that the other processes wait for; fewer, larger batches then lower
-  latency as well as CPU. The machine counts as saturated from 90 % busy over a second until it falls below
+  latency as well as CPU. The machine counts as saturated from 85 % busy over a second until it falls below
   60 %: the longer wait lowers the load, and would otherwise switch itself off at once."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +23,11 @@ import psutil
 
 from orchestrator.settings import Settings
 
-SATURATED_FROM, SATURATED_UNTIL = 0.90, 0.60
+log = logging.getLogger(__name__)
+
+SATURATED_FROM, SATURATED_UNTIL = 0.85, 0.60
 LOOK_EVERY_S = 1.0
+_STATES = {True: "saturated, fetching with the longer wait", False: "no longer saturated, fetching with the short wait"}
 
 
 def busy_share(before: Any, after: Any) -> float:
@@ -54,10 +58,13 @@ class MachineLoad:
             times = self._cpu_times()
             share = busy_share(self._times, times)
             self._at, self._times = now, times
+            was = self._saturated
             if share >= SATURATED_FROM:
                 self._saturated = True
             elif share < SATURATED_UNTIL:
                 self._saturated = False
+            if self._saturated != was:
+                log.info("the machine's CPUs are %.0f %% busy: %s", 100 * share, _STATES[self._saturated])
         return self._saturated
 
 

@@ -10,26 +10,15 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
 
-from contracts import CreateOrder, Envelope
-from orchestrator.messaging import (
-    Consumer,
-    DeadLetters,
-    Incoming,
-    Rejected,
-    body_bytes,
-    encode_body,
-    ensure_topics,
-    make_broker,
-    make_producer,
-    subscribe,
-)
+from orchestrator.messaging import ensure_topics, make_broker, make_producer, subscribe
 from orchestrator.settings import Settings
+from tests.support.commands import create_order_record, recording_consumer
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -86,13 +75,7 @@ class _Service:
         return int(self.subscriber.consumer._fetcher._fetch_max_wait_ms)
 
     async def send(self, message_id: str) -> None:
-        envelope = Envelope(message_id=message_id, type="CreateOrder", saga_id="s1", step="create_order")
-        await self.producer.send_and_wait(
-            self.settings.topics.commands("order"),
-            value=body_bytes(encode_body(CreateOrder(order_id="o1", customer_id="c", amount_cents=1))),
-            key=b"s1",
-            headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
-        )
+        await self.producer.send_and_wait(self.settings.topics.commands("order"), **create_order_record(message_id))
 
 
 @asynccontextmanager
@@ -100,19 +83,9 @@ async def _service(settings: Settings, group: str) -> AsyncIterator[_Service]:
     topic = settings.topics.commands("order")
     await ensure_topics(settings, [topic, settings.topics.dlq])
     handled: list[str] = []
-
-    async def record_ids(batch: Sequence[Incoming]) -> list[Rejected | None]:
-        handled.extend(incoming.envelope.message_id for incoming in batch)
-        return [None] * len(batch)
-
     producer = make_producer(settings)
     broker = make_broker(settings)
-    consumer = Consumer(
-        record_ids,
-        DeadLetters(producer, settings.topics.dlq, "wait"),
-        bare_json_topics=frozenset(),
-        max_message_bytes=settings.max_message_bytes,
-    )
+    consumer = recording_consumer(producer, settings, "wait", handled.append)
     subscriber, _ = subscribe(broker, settings, topics=[topic], group=group, consumer=consumer)
     try:
         await producer.start()

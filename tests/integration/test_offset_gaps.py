@@ -7,26 +7,14 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts import CreateOrder, Envelope
-from orchestrator.messaging import (
-    Consumer,
-    DeadLetters,
-    Incoming,
-    Rejected,
-    body_bytes,
-    encode_body,
-    ensure_topics,
-    make_broker,
-    make_producer,
-    subscribe,
-)
+from orchestrator.messaging import ensure_topics, make_broker, make_producer, subscribe
 from orchestrator.settings import Settings
+from tests.support.commands import create_order_record, recording_consumer
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -41,16 +29,7 @@ async def _produce(producer: AIOKafkaProducer, topic: str, other: str, message_i
     while start < len(message_ids):
         size = rng.randint(1, 9)
         acks = [await producer.send(other, b"{}")]
-        for message_id in message_ids[start : start + size]:
-            envelope = Envelope(message_id=message_id, type="CreateOrder", saga_id=message_id, step="create_order")
-            acks.append(
-                await producer.send(
-                    topic,
-                    value=body_bytes(encode_body(CreateOrder(order_id=message_id, customer_id="c", amount_cents=1))),
-                    key=message_id.encode(),
-                    headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
-                )
-            )
+        acks += [await producer.send(topic, **create_order_record(m)) for m in message_ids[start : start + size]]
         await asyncio.gather(*acks)
         start += size
         await asyncio.sleep(rng.random() * 0.003)
@@ -64,20 +43,10 @@ async def test_a_following_consumer_handles_every_record_of_concurrent_producers
     topic, other = settings.topics.commands("order"), settings.topics.commands("payment")
     await ensure_topics(settings, [topic, other, settings.topics.dlq])
     handled: set[str] = set()
-
-    async def record_ids(batch: Sequence[Incoming]) -> list[Rejected | None]:
-        handled.update(incoming.envelope.message_id for incoming in batch)
-        return [None] * len(batch)
-
     dlq_producer = make_producer(settings)
     producers = [make_producer(settings) for _ in range(PRODUCERS)]
     broker = make_broker(settings)
-    consumer = Consumer(
-        record_ids,
-        DeadLetters(dlq_producer, settings.topics.dlq, "gaps"),
-        bare_json_topics=frozenset(),
-        max_message_bytes=settings.max_message_bytes,
-    )
+    consumer = recording_consumer(dlq_producer, settings, "gaps", handled.add)
     subscribe(broker, settings, topics=[topic], group=f"{topic_prefix}gaps", consumer=consumer)
     sent = [[str(uuid.uuid4()) for _ in range(RECORDS_EACH)] for _ in range(PRODUCERS)]
     try:
