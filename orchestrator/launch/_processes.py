@@ -41,8 +41,8 @@ def embedded_broker_env() -> dict[str, str]:
         # An idle consumer asks a tenth as often (an idle stack used half a core polling at 10 ms); the first
         # record after two quiet seconds waits up to 100 ms (orchestrator/messaging/_fetch_wait.py).
         "SAGALINE_FETCH_IDLE_MAX_WAIT_MS": "100",
-        # While the machine's CPUs are saturated, fewer and larger batches: at 250 sagas/s on two cores, 50 ms
-        # instead of 10 took CPU per saga from 7.0 to 5.0 ms and the p99 from 411-453 to 344-364 ms.
+        # While the machine's CPUs are saturated, fewer and larger batches: at 250 sagas/s on two cores CPU per saga
+        # 7.0 -> 5.5-5.7 ms (orchestrator/messaging/_fetch_wait.py; bench/RESULTS.md, step 12).
         "SAGALINE_FETCH_SATURATED_WAIT_MS": "50",
         "SAGALINE_SESSION_TIMEOUT_MS": "3000",
         "SAGALINE_HEARTBEAT_INTERVAL_MS": "1000",
