@@ -24,11 +24,11 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         default=100, ge=0, description="Set 10 for the embedded broker: it never wakes a waiting fetch."
     )
-    fetch_idle_max_wait_ms: int | None = Field(
-        default=None,
+    fetch_idle_max_wait_ms: int = Field(
+        default=0,
         ge=0,
         description=(
-            "Fetch wait of a consumer that has had no records for fetch_idle_after_ms (unset or 0: always "
+            "Fetch wait of a consumer that has had no records for fetch_idle_after_ms (0: always "
             "fetch_max_wait_ms); its next records bring it back. 100 for the embedded broker: an idle stack "
             "polls a tenth as often, and the first record after a quiet spell waits up to this long."
         ),
@@ -36,12 +36,12 @@ class Settings(BaseSettings):
     fetch_idle_after_ms: int = Field(
         default=2_000, ge=0, description="How long a consumer gets no records before its fetch wait stretches."
     )
-    fetch_saturated_wait_ms: int | None = Field(
-        default=None,
+    fetch_saturated_wait_ms: int = Field(
+        default=0,
         ge=0,
         description=(
             "Fetch wait while this machine's CPUs are saturated (from 85 % busy over a second until below 60 %; "
-            "unset or 0: always fetch_max_wait_ms): fewer, larger batches. 50 for the embedded broker."
+            "0: always fetch_max_wait_ms): fewer, larger batches. 50 for the embedded broker."
         ),
     )
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="3000 for the embedded broker.")

@@ -92,7 +92,7 @@ class FetchWait:
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchWait | None:
         """None when neither longer wait is set: the wait stays ``fetch_max_wait_ms``."""
-        idle, saturated = settings.fetch_idle_max_wait_ms or 0, settings.fetch_saturated_wait_ms or 0
+        idle, saturated = settings.fetch_idle_max_wait_ms, settings.fetch_saturated_wait_ms
         if not idle and not saturated:
             return None
         return cls(
