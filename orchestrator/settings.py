@@ -44,14 +44,6 @@ class Settings(BaseSettings):
             "0: always fetch_max_wait_ms): fewer, larger batches. 50 for the embedded broker."
         ),
     )
-    fetch_doorbell: bool = Field(
-        default=False,
-        description=(
-            "Producers on this machine ring their topics' consumers once records are acknowledged, and consumers "
-            "fetch at once when rung (fetch waits then bound only records no doorbell announces). On for the "
-            "embedded broker, which never wakes a waiting fetch; Apache Kafka needs no doorbell."
-        ),
-    )
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="3000 for the embedded broker.")
     heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="1000 for the embedded broker.")
     offset_commit_interval_s: float = Field(

@@ -44,7 +44,6 @@ def embedded_broker_env() -> dict[str, str]:
         # While the machine's CPUs are saturated, fewer and larger batches: at 250 sagas/s on two cores CPU per saga
         # 7.0 -> 5.5-5.7 ms (orchestrator/messaging/_fetch_wait.py; bench/RESULTS.md, step 12).
         "SAGALINE_FETCH_SATURATED_WAIT_MS": "50",
-        "SAGALINE_FETCH_DOORBELL": "true",
         "SAGALINE_SESSION_TIMEOUT_MS": "3000",
         "SAGALINE_HEARTBEAT_INTERVAL_MS": "1000",
         # Concurrent producers to one partition can make it hand a following consumer records past ones not yet

@@ -17,7 +17,6 @@ from faststream.kafka import KafkaBroker
 from orchestrator import telemetry
 from orchestrator.messaging._codec import DecodeError, Incoming, RecordRef, decode
 from orchestrator.messaging._dlq import DeadLetters
-from orchestrator.messaging._doorbell import Doorbell, DoorbellGate, doorbell_dir
 from orchestrator.messaging._fetch_wait import FetchWait
 from orchestrator.messaging._gaps import GapGuard
 from orchestrator.messaging._kafka import consumer_options
@@ -167,24 +166,17 @@ async def _raw_records(message: Any, _original: Callable[[Any], Awaitable[Any]])
 IDLE_WAIT_MS = 200
 
 
-def _hand_over_at_once(subscriber: Any, fetch_wait: FetchWait | None, gate: DoorbellGate | None) -> None:
+def _hand_over_at_once(subscriber: Any, fetch_wait: FetchWait | None) -> None:
     """FastStream's batch subscriber sleeps its batch timeout after every empty fetch, and records that arrive
     meanwhile wait that sleep out: up to one fetch wait more per hop. Wait for records instead, without sleeping
     (this replaces the only use of its batch timeout). With ``fetch_wait``, each wait's outcome sets the fetch
-    wait of the consumer's next requests (with ``gate``, how long its fetches wait for a doorbell)."""
-    installed: set[int] = set()
+    wait of the consumer's next requests."""
 
     async def get_msg(consumer: Any) -> tuple[Any, ...]:
-        if gate is not None and id(consumer) not in installed:
-            installed.add(id(consumer))
-            gate.install(consumer)
         batches = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=subscriber.max_records)
         records = tuple(itertools.chain.from_iterable(batches.values()))
         if fetch_wait is not None:
-            if gate is not None:
-                gate.follow(fetch_wait.wait_ms(got_records=bool(records)), saturated=fetch_wait.saturated)
-            else:
-                fetch_wait.observe(consumer, got_records=bool(records))
+            fetch_wait.observe(consumer, got_records=bool(records))
         return records
 
     subscriber.get_msg = get_msg
@@ -208,11 +200,7 @@ def subscribe(
         **consumer_options(settings),
     )
 
-    gate = None
-    if settings.fetch_doorbell:
-        doorbell = Doorbell(doorbell_dir(settings.kafka_bootstrap_servers), topics)
-        gate = DoorbellGate(doorbell, broker_wait_ms=settings.fetch_max_wait_ms)
-    _hand_over_at_once(subscriber, FetchWait.from_settings(settings), gate)
+    _hand_over_at_once(subscriber, FetchWait.from_settings(settings))
     committer = OffsetCommitter(subscriber, interval_s=settings.offset_commit_interval_s)
     gaps = GapGuard() if settings.refetch_gaps else None
 

@@ -88,8 +88,6 @@ class FetchWait:
         self._idle_after_s, self._clock = idle_after_s, clock
         self._machine = machine or (MachineLoad(clock=clock) if saturated_ms else None)
         self._last_records = clock()
-        self.saturated = False
-        """Whether the last wait chosen is the saturated one."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchWait | None:
@@ -107,13 +105,11 @@ class FetchWait:
     def wait_ms(self, *, got_records: bool) -> int:
         """The fetch wait for the consumer's next requests."""
         now = self._clock()
-        self.saturated = False
         if got_records:
             self._last_records = now
         elif self.idle_ms and now - self._last_records >= self._idle_after_s:
             return self.idle_ms
         if self._machine is not None and self._machine.saturated():
-            self.saturated = True
             return self.saturated_ms
         return self.base_ms
 

@@ -8,17 +8,15 @@ start finds them all, so they were written, just not yet readable.
 
 With the guard on, a forward jump in a partition's offsets sends the consumer back to the first offset it has not
 seen, and the records from there on are left for the next fetch. A gap that is still there after ``retries``
-re-fetches and ``patience_s`` is accepted. Time as well as tries: with doorbells (``_doorbell.py``) a re-fetch
-can follow within a few milliseconds, sooner than the records turn readable. Apache Kafka has real gaps
-(transaction markers, compaction), which is why the guard is only on for the embedded broker
-(``SAGALINE_REFETCH_GAPS``). A consumer moved back by a rebalance or a rewind reads older offsets, which is no
-gap; one moved forward (another instance went further) re-reads a little, and the inbox drops it."""
+re-fetches is accepted: Apache Kafka has real gaps (transaction markers, compaction), which is why the guard is
+only on for the embedded broker (``SAGALINE_REFETCH_GAPS``). A consumer moved back by a rebalance or a rewind
+reads older offsets, which is no gap; one moved forward (another instance went further) re-reads a little, and the
+inbox drops it."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.messaging._codec import RecordRef
@@ -37,12 +35,10 @@ class Admitted:
 
 
 class GapGuard:
-    def __init__(
-        self, *, retries: int = 3, patience_s: float = 0.2, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._retries, self._patience_s, self._clock = retries, patience_s, clock
+    def __init__(self, *, retries: int = 3) -> None:
+        self._retries = retries
         self._next: dict[Partition, int] = {}  # the offset expected next, per partition
-        self._tries: dict[tuple[Partition, int], tuple[int, float]] = {}  # re-fetches so far and since when, per gap
+        self._tries: dict[tuple[Partition, int], int] = {}  # re-fetches so far, per gap
         self.refetched = 0
 
     def admit(self, records: Sequence[RecordRef]) -> Admitted:
@@ -63,18 +59,11 @@ class GapGuard:
 
     def _refetch(self, partition: Partition, expected: int) -> bool:
         gap = (partition, expected)
-        now = self._clock()
-        tries, since = self._tries.get(gap, (0, now))
-        if tries >= self._retries and now - since >= self._patience_s:
+        tries = self._tries.get(gap, 0)
+        if tries >= self._retries:
             del self._tries[gap]
-            log.info(
-                "%s[%d]: offsets from %d are missing after %d re-fetches in %.0f ms; going on",
-                *partition,
-                expected,
-                tries,
-                1000 * (now - since),
-            )
+            log.info("%s[%d]: offsets from %d are missing after %d re-fetches; going on", *partition, expected, tries)
             return False
-        self._tries[gap] = (tries + 1, since)
+        self._tries[gap] = tries + 1
         self.refetched += 1
         return True

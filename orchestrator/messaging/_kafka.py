@@ -13,7 +13,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
-from orchestrator.messaging._doorbell import Ringer, RingingProducer, doorbell_dir
 from orchestrator.messaging._no_auto_create import forbid_topic_auto_creation
 from orchestrator.messaging._partitioner import KeyHashPartitioner
 from orchestrator.settings import Settings
@@ -57,22 +56,19 @@ def make_broker(settings: Settings, *, middlewares: Iterable[Any] = ()) -> Kafka
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     forbid_topic_auto_creation()
     # No idempotent producer or transactions: effectively-once comes from the outbox and inboxes.
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "enable_idempotence": False,
-        "acks": "all",
-        "linger_ms": settings.producer_linger_ms,
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=False,
+        acks="all",
+        linger_ms=settings.producer_linger_ms,
         # aiokafka's default (16 KB) made a send wait, once a partition's batch was full, until that batch had
         # gone out: a transaction's commands went out in 16 KB round trips, each one more batch for the broker.
-        "max_batch_size": settings.producer_batch_bytes,
-        "request_timeout_ms": 15_000,
-        "max_request_size": FETCH_LIMIT_BYTES,
-        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
-        "partitioner": KeyHashPartitioner(),
-    }
-    if settings.fetch_doorbell:
-        return RingingProducer(ringer=Ringer(doorbell_dir(settings.kafka_bootstrap_servers)), **options)
-    return AIOKafkaProducer(**options)
+        max_batch_size=settings.producer_batch_bytes,
+        request_timeout_ms=15_000,
+        max_request_size=FETCH_LIMIT_BYTES,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        partitioner=KeyHashPartitioner(),
+    )
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, *, timeout_s: float = 60) -> list[str]:
