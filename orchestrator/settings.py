@@ -40,8 +40,9 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         description=(
-            "Fetch wait while this machine's CPUs are saturated (from 85 % busy over a second until below 60 %; "
-            "0: always fetch_max_wait_ms): fewer, larger batches. 50 for the embedded broker."
+            "Fetch wait while this machine's CPUs are saturated (from 85 % busy over a second until below 60 %, or "
+            "until the short wait, tried for 2 s each quarter minute, leaves them below 85 %; 0: always "
+            "fetch_max_wait_ms): fewer, larger batches. 50 for the embedded broker."
         ),
     )
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="3000 for the embedded broker.")

@@ -10,7 +10,11 @@ waits for the next poll. Two things make a longer one better at times (bench/RES
 * **Saturated** (``SAGALINE_FETCH_SATURATED_WAIT_MS``): while this machine's CPUs are nearly all busy, every
   fetch and the batch it brings cost CPU that the other processes wait for; fewer, larger batches then lower
   latency as well as CPU. The machine counts as saturated from 85 % busy over a second until it falls below
-  60 %: the longer wait lowers the load, and would otherwise switch itself off at once."""
+  60 %: the longer wait lowers the load, and would otherwise switch itself off at once. But a stack whose load
+  at the short wait lies between the two stayed at the longer wait long after the burst that saturated it
+  (a 30/s run after a saturating one, step 13), so while saturated every service on the machine goes back to
+  the short wait for the first two seconds of each quarter minute of the wall clock, all together: if the
+  machine then stays below 85 %, the short wait does not saturate it, and it is no longer saturated."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SATURATED_FROM, SATURATED_UNTIL = 0.85, 0.60
 LOOK_EVERY_S = 1.0
+TRY_SHORT_EVERY_S, TRY_SHORT_FOR_S = 15, 2
 _STATES = {True: "saturated, fetching with the longer wait", False: "no longer saturated, fetching with the short wait"}
 
 
@@ -38,34 +43,44 @@ def busy_share(before: Any, after: Any) -> float:
     return 1.0 - idle / total if total > 0 else 0.0
 
 
+def _trying_short(wall_s: float) -> int | None:
+    """The number of the try at the short wait under way at this wall-clock time, if one is."""
+    number, into = divmod(wall_s, TRY_SHORT_EVERY_S)
+    return int(number) if into < TRY_SHORT_FOR_S else None
+
+
 class MachineLoad:
     """Whether this machine's CPUs are saturated, judged at most once a second from the CPU times since the
-    last look, with the hysteresis above."""
+    last look, with the hysteresis above and the tries at the short wait."""
 
     def __init__(
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         cpu_times: Callable[[], Any] = psutil.cpu_times,
     ) -> None:
-        self._clock, self._cpu_times = clock, cpu_times
-        self._at, self._times = clock(), cpu_times()
+        self._clock, self._wall, self._cpu_times = clock, wall, cpu_times
+        self._at, self._wall_at, self._times = clock(), wall(), cpu_times()
         self._saturated = False
 
     def saturated(self) -> bool:
-        now = self._clock()
+        """Whether to fetch with the saturated wait now: not during a try at the short wait."""
+        now, wall = self._clock(), self._wall()
         if now - self._at >= LOOK_EVERY_S:
             times = self._cpu_times()
             share = busy_share(self._times, times)
-            self._at, self._times = now, times
+            # A look whose whole second lay within one try measured the machine at the short wait.
+            tried = _trying_short(self._wall_at) is not None and _trying_short(self._wall_at) == _trying_short(wall)
+            self._at, self._wall_at, self._times = now, wall, times
             was = self._saturated
             if share >= SATURATED_FROM:
                 self._saturated = True
-            elif share < SATURATED_UNTIL:
+            elif share < SATURATED_UNTIL or tried:
                 self._saturated = False
             if self._saturated != was:
                 log.info("the machine's CPUs are %.0f %% busy: %s", 100 * share, _STATES[self._saturated])
-        return self._saturated
+        return self._saturated and _trying_short(wall) is None
 
 
 class FetchWait:

@@ -1,7 +1,9 @@
 """Over the real broker: a service consumer left idle asks the broker for records a few times a second instead
 of a hundred (``SAGALINE_FETCH_IDLE_MAX_WAIT_MS``), and a record that then arrives is still handled, after which
 the consumer asks with the short wait again. While every CPU of the machine is kept busy for real, it asks with
-the saturated wait (``SAGALINE_FETCH_SATURATED_WAIT_MS``), and with the short one once they are free again."""
+the saturated wait (``SAGALINE_FETCH_SATURATED_WAIT_MS``), tries the short one at the quarter minute and goes
+back to the saturated one (the short wait does not free the CPUs), and asks with the short one once they are
+free again."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrator.messaging import ensure_topics, make_broker, make_producer, subscribe
+from orchestrator.messaging._fetch_wait import TRY_SHORT_EVERY_S, TRY_SHORT_FOR_S
 from orchestrator.settings import Settings
 from tests.support.commands import create_order_record, recording_consumer
 from tests.support.infra import Infra
@@ -53,6 +57,17 @@ async def _until(condition: Any, *, timeout_s: float) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("timed out")
+
+
+async def _clear_of_tries_for(seconds: float) -> None:
+    """Wait until the next ``seconds`` hold no try at the short wait (every service's, on the wall clock)."""
+    into = time.time() % TRY_SHORT_EVERY_S
+    if into < TRY_SHORT_FOR_S + 0.3 or into + seconds > TRY_SHORT_EVERY_S:
+        await asyncio.sleep((TRY_SHORT_FOR_S + 0.3 - into) % TRY_SHORT_EVERY_S)
+
+
+async def _until_the_next_try() -> None:
+    await asyncio.sleep(TRY_SHORT_EVERY_S - time.time() % TRY_SHORT_EVERY_S + 0.1)
 
 
 def _settings(infra: Infra, topic_prefix: str, **waits: int) -> Settings:
@@ -142,9 +157,14 @@ async def test_a_consumer_on_a_saturated_machine_asks_with_the_longer_wait_until
         fetches = _FetchCounter(service.subscriber.consumer)
         with _every_cpu_busy():
             await _until(lambda: service.wait_ms == SATURATED_MS, timeout_s=15)
+            await _clear_of_tries_for(2.5)
             await asyncio.sleep(SATURATED_MS / 1000)  # the last short fetch answered
             saturated_fetches = await fetches.during(2.0)
             await service.send("while-saturated")
             await _until(lambda: service.handled == ["while-saturated"], timeout_s=10)
+
+            await _until_the_next_try()
+            await _until(lambda: service.wait_ms == BUSY_MS, timeout_s=TRY_SHORT_FOR_S - 0.5)  # trying the short one
+            await _until(lambda: service.wait_ms == SATURATED_MS, timeout_s=TRY_SHORT_FOR_S + 1.5)
         assert saturated_fetches <= 2 * 1000 / SATURATED_MS + 3, f"{saturated_fetches} fetches in 2 s"
         await _until(lambda: service.wait_ms == BUSY_MS, timeout_s=15)

@@ -24,6 +24,11 @@ class _Clock:
         return self.now
 
 
+def _NEVER_TRYING() -> float:  # noqa: N802 - reads as a constant
+    """A wall clock stuck 7 s into a quarter minute: never within a try at the short wait."""
+    return 7.0
+
+
 class _CpuTimes:
     """Machine CPU times that advance by the busy share the test sets, one second of two CPUs per look."""
 
@@ -46,7 +51,7 @@ def test_busy_share_counts_stolen_time_as_busy_and_iowait_as_idle() -> None:
 
 def test_the_machine_counts_as_saturated_from_85_percent_until_below_60() -> None:
     clock, cpu = _Clock(), _CpuTimes()
-    machine = MachineLoad(clock=clock, cpu_times=cpu)
+    machine = MachineLoad(clock=clock, wall=_NEVER_TRYING, cpu_times=cpu)
     seen = []
     for busy in (0.5, 0.84, 0.9, 0.7, 0.61, 0.55, 0.8, 0.86):
         cpu.busy = busy
@@ -57,12 +62,52 @@ def test_the_machine_counts_as_saturated_from_85_percent_until_below_60() -> Non
 
 def test_the_machine_is_looked_at_no_more_than_once_a_second() -> None:
     clock, cpu = _Clock(), _CpuTimes()
-    machine = MachineLoad(clock=clock, cpu_times=cpu)
+    machine = MachineLoad(clock=clock, wall=_NEVER_TRYING, cpu_times=cpu)
     cpu.busy = 1.0
     clock.now += 0.5
     assert machine.saturated() is False  # too soon to look
     clock.now += 0.5
     assert machine.saturated() is True
+
+
+def _machine_with_wall_at(wall_at_start: float) -> tuple[_Clock, _CpuTimes, MachineLoad]:
+    clock, cpu = _Clock(), _CpuTimes()
+    start = clock.now
+    return clock, cpu, MachineLoad(clock=clock, wall=lambda: clock.now - start + wall_at_start, cpu_times=cpu)
+
+
+def test_while_saturated_the_short_wait_is_tried_for_the_first_two_seconds_of_each_quarter_minute() -> None:
+    clock, cpu, machine = _machine_with_wall_at(10.0)
+    cpu.busy = 0.95
+    clock.now += 1.0  # wall 11
+    assert machine.saturated() is True
+    clock.now += 3.9  # wall 14.9
+    assert machine.saturated() is True
+    clock.now += 0.2  # wall 15.1: the try from 15 to 17
+    assert machine.saturated() is False, "saturated, but trying the short wait"
+    cpu.busy = 0.7
+    clock.now += 0.9  # wall 16.0: a look from 14.9, begun before the try: it does not judge the short wait
+    assert machine.saturated() is False
+    clock.now += 1.2  # wall 17.2: the try is over
+    assert machine.saturated() is True, "still saturated: no look lay within the try"
+
+
+@pytest.mark.parametrize(("busy_at_the_short_wait", "saturated_after"), [(0.75, False), (0.9, True)])
+def test_a_look_within_a_try_ends_the_saturation_unless_the_short_wait_saturates_the_machine(
+    busy_at_the_short_wait: float, saturated_after: bool
+) -> None:
+    clock, cpu, machine = _machine_with_wall_at(14.0)
+    cpu.busy = 0.95
+    clock.now += 0.5  # wall 14.5: too soon to look
+    assert machine.saturated() is False
+    clock.now += 0.6  # wall 15.1: the look from 14.0 saturates; the try from 15 to 17 is on
+    assert machine.saturated() is False
+    cpu.busy = busy_at_the_short_wait  # 0.75 lies between the thresholds: without the try, saturated for good
+    clock.now += 1.1  # wall 16.2: a look wholly within the try
+    assert machine.saturated() is False
+    clock.now += 1.0  # wall 17.2: after the try
+    cpu.busy = 0.75
+    assert machine.saturated() is saturated_after
 
 
 def test_the_idle_wait_starts_after_the_quiet_spell_and_records_bring_back_the_short_one() -> None:
@@ -85,7 +130,7 @@ def test_a_saturated_machine_lengthens_the_wait_of_a_busy_consumer_and_idle_stil
         idle_ms=100,
         idle_after_s=2.0,
         saturated_ms=50,
-        machine=MachineLoad(clock=clock, cpu_times=cpu),
+        machine=MachineLoad(clock=clock, wall=_NEVER_TRYING, cpu_times=cpu),
         clock=clock,
     )
     cpu.busy = 0.95
