@@ -18,7 +18,7 @@ from orchestrator.admin import AdminService, SagaFilter
 from orchestrator.cli._admin import default_actor, parse_time, with_service
 from orchestrator.cli._common import print_json, run, settings
 from orchestrator.definition import OperatorVerb, SagaStatus
-from orchestrator.messaging import body_bytes, encode_body, make_producer
+from orchestrator.messaging import body_bytes, encode_body, kafka_headers, make_producer
 
 app = typer.Typer(help="Start, inspect and operate sagas.", no_args_is_help=True)
 console = Console()
@@ -39,7 +39,7 @@ async def _publish_start(command: PlaceOrder) -> str:
             config.topics.start,
             value=body_bytes(encode_body(command)),
             key=(command.saga_id or command.order_id).encode(),
-            headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
+            headers=kafka_headers(envelope.to_headers()),
         )
     finally:
         await producer.stop()

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Envelope, PlaceOrder
-from orchestrator.messaging import body_bytes, encode_body, make_producer
+from orchestrator.messaging import body_bytes, encode_body, kafka_headers, make_producer
 from orchestrator.settings import Settings
 
 TERMINAL = ("completed", "compensated", "failed")
@@ -46,7 +46,7 @@ async def send_start(producer: AIOKafkaProducer, settings: Settings, order: Plac
         settings.topics.start,
         value=body_bytes(encode_body(order)),
         key=saga_id.encode(),
-        headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
+        headers=kafka_headers(envelope.to_headers()),
     )
     return acked
 

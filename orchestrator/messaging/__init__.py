@@ -9,6 +9,7 @@ from orchestrator.messaging._codec import (
     body_bytes,
     decode,
     encode_body,
+    kafka_headers,
 )
 from orchestrator.messaging._consumer import (
     BatchProcessor,
@@ -81,6 +82,7 @@ __all__ = [
     "guard_topics",
     "inbox_claim",
     "json_text",
+    "kafka_headers",
     "make_broker",
     "make_producer",
     "notify_channel",

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import Envelope, header_name
 from orchestrator.launch import Stack, wait_terminal
 from orchestrator.launch._driver import START_ID_NAMESPACE
-from orchestrator.messaging import DLQ_HEADER_PREFIX, body_bytes, encode_body
+from orchestrator.messaging import DLQ_HEADER_PREFIX, body_bytes, encode_body, kafka_headers
 from tests.integration.helpers import eventually, read_topic
 from tests.integration.test_failure_semantics import history, order, service_down
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def _headers(envelope: Envelope) -> list[tuple[str, bytes]]:
-    return [(k, v.encode()) for k, v in envelope.to_headers().items()]
+    return kafka_headers(envelope.to_headers())
 
 
 async def _produce(stack: Stack, records: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]) -> None:

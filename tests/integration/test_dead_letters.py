@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import PARTICIPANTS, Address, Envelope, LineItem, PlaceOrder
 from orchestrator.launch import Stack, audit, plan_orders, send_orders, wait_terminal
-from orchestrator.messaging import DLQ_HEADER_PREFIX, body_bytes, encode_body
+from orchestrator.messaging import DLQ_HEADER_PREFIX, body_bytes, encode_body, kafka_headers
 from tests.integration.helpers import cli_json, eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def _order(order_id: str) -> PlaceOrder:
 
 def _envelope(type_: str, **extra: Any) -> list[tuple[str, bytes]]:
     env = Envelope(message_id=str(uuid.uuid4()), type=type_, **extra)
-    return [(k, v.encode()) for k, v in env.to_headers().items()]
+    return kafka_headers(env.to_headers())
 
 
 def hostile_messages(stack: Stack) -> dict[str, tuple[str, bytes, list[tuple[str, bytes]], str]]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Envelope
 from orchestrator.launch import Stack, audit, send_orders, wait_terminal
-from orchestrator.messaging import make_producer
+from orchestrator.messaging import kafka_headers, make_producer
 from tests.integration.helpers import cli, cli_json, cli_run, eventually
 from tests.integration.test_failure_semantics import history, order, saga_row, service_down, start_and_wait_at
 
@@ -178,7 +178,7 @@ async def test_why_names_the_dead_letters_that_concern_a_saga(stack: Stack, fini
             stack.settings.topics.replies,
             value=b"{garbled",
             key=saga_id.encode(),
-            headers=[(k, v.encode()) for k, v in envelope.to_headers().items()],
+            headers=kafka_headers(envelope.to_headers()),
         )
     finally:
         await producer.stop()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import Address, Envelope, LineItem, PlaceOrder
 from orchestrator import telemetry
 from orchestrator.launch import SERVICES, Cluster, Stack, free_port, send_orders
-from orchestrator.messaging import body_bytes, encode_body
+from orchestrator.messaging import body_bytes, encode_body, kafka_headers
 from orchestrator.persistence import create_engine
 from orchestrator.sagas import ORDER_FULFILLMENT
 from orchestrator.telemetry._semconv import DEPRECATED
@@ -281,7 +281,7 @@ async def start_twice(traced: Traced, saga: PlaceOrder) -> None:
                 settings.topics.start,
                 value=body_bytes(encode_body(saga)),
                 key=(saga.saga_id or "").encode(),
-                headers=[(k, v.encode()) for k, v in headers.items()],
+                headers=kafka_headers(headers),
             )
         await producer.send_and_wait(settings.topics.start, value=b"{not json", key=b"poison")
     finally:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from contracts import CreateOrder, Envelope
-from orchestrator.messaging import Consumer, DeadLetters, Incoming, Rejected, body_bytes, encode_body
+from orchestrator.messaging import Consumer, DeadLetters, Incoming, Rejected, body_bytes, encode_body, kafka_headers
 from orchestrator.settings import Settings
 
 
@@ -17,7 +17,7 @@ def create_order_record(message_id: str, saga_id: str | None = None) -> dict[str
     return {
         "value": body_bytes(encode_body(CreateOrder(order_id=saga, customer_id="c", amount_cents=1))),
         "key": saga.encode(),
-        "headers": [(k, v.encode()) for k, v in envelope.to_headers().items()],
+        "headers": kafka_headers(envelope.to_headers()),
     }
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Command, CreateOrder, Envelope
-from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body
+from orchestrator.messaging import Incoming, RecordRef, Written, body_bytes, decode, encode_body, kafka_headers
 from orchestrator.migrate import upgrade
 from orchestrator.persistence import create_engine
 from orchestrator.settings import Settings
@@ -31,7 +31,7 @@ def command_record(command: Command, offset: int, message_id: str | None = None)
         offset=offset,
         key=order_id.encode(),
         value=body_bytes(encode_body(command)),
-        headers=tuple((k, v.encode()) for k, v in envelope.to_headers().items()),
+        headers=tuple(kafka_headers(envelope.to_headers())),
     )
     return decode(record, require_envelope=True)
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Envelope, Message, PlaceOrder, Reply
-from orchestrator.messaging import Incoming, RecordRef, body_bytes, decode, encode_body
+from orchestrator.messaging import Incoming, RecordRef, body_bytes, decode, encode_body, kafka_headers
 from tests.support.saga_run import PLACE_ORDER
 
 _offsets = itertools.count()
@@ -23,7 +23,7 @@ def incoming(topic: str, message: Message, envelope: Envelope) -> Incoming:
         offset=next(_offsets),
         key=(envelope.saga_id or "").encode(),
         value=body_bytes(encode_body(message)),
-        headers=tuple((k, v.encode()) for k, v in envelope.to_headers().items()),
+        headers=tuple(kafka_headers(envelope.to_headers())),
     )
     return decode(record, require_envelope=True)
 

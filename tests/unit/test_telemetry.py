@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind
 from contracts import Address, LineItem, OrderCreated, PlaceOrder, Topics
 from orchestrator import definition as engine
 from orchestrator import telemetry
-from orchestrator.messaging import RecordRef
+from orchestrator.messaging import RecordRef, kafka_headers
 from orchestrator.runtime._outbound import outbox_records
 from orchestrator.sagas import ORDER_FULFILLMENT
 from orchestrator.telemetry import _saga
@@ -58,7 +58,7 @@ def _record(headers: dict[str, str], topic: str = "order.commands") -> RecordRef
         offset=42,
         key=b"saga-1",
         value=b'{"x": 1}',
-        headers=tuple((k, v.encode()) for k, v in headers.items()),
+        headers=tuple(kafka_headers(headers)),
     )
 
 
