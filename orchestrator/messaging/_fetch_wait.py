@@ -67,11 +67,12 @@ class MachineLoad:
     def saturated(self) -> bool:
         """Whether to fetch with the saturated wait now: not during a try at the short wait."""
         now, wall = self._clock(), self._wall()
+        try_now = _trying_short(wall)
         if now - self._at >= LOOK_EVERY_S:
             times = self._cpu_times()
             share = busy_share(self._times, times)
             # A look whose whole second lay within one try measured the machine at the short wait.
-            tried = _trying_short(self._wall_at) is not None and _trying_short(self._wall_at) == _trying_short(wall)
+            tried = try_now is not None and _trying_short(self._wall_at) == try_now
             self._at, self._wall_at, self._times = now, wall, times
             was = self._saturated
             if share >= SATURATED_FROM:
@@ -80,7 +81,7 @@ class MachineLoad:
                 self._saturated = False
             if self._saturated != was:
                 log.info("the machine's CPUs are %.0f %% busy: %s", 100 * share, _STATES[self._saturated])
-        return self._saturated and _trying_short(wall) is None
+        return self._saturated and try_now is None
 
 
 class FetchWait:
