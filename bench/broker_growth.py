@@ -1,10 +1,13 @@
-"""``python bench/broker_growth.py [--partitions N] [--phases K] [--requests R] [--json]``: how the embedded
-broker's CPU per produce request and per idle fetch grows with the batches it holds.
+"""``python bench/broker_growth.py [--partitions N] [--phases K] [--requests R] [--held-elsewhere] [--json]``: how
+the embedded broker's CPU per produce request and per idle fetch grows with the batches it holds.
 
 It starts the embedded broker alone, creates one topic, and in each phase sends ``R`` one-record produce
 requests (each waits for its acknowledgement, as a service's publisher does) while a consumer follows at the end
-of the log; then it measures the broker's CPU while that consumer polls an idle log for a few seconds. Apache
-Kafka's costs stay flat; this broker's produce cost does not (``docs/design.md``, "The embedded broker")."""
+of the log; then it measures the broker's CPU while that consumer polls an idle log for a few seconds. With
+``--held-elsewhere`` the phases' requests go to a second topic that nobody reads, and each phase ends with
+``PROBES`` requests to the followed topic, which holds only those: what a produce and its fetch cost on a topic of
+its own while the broker holds more and more elsewhere. Apache Kafka's costs stay flat; this broker's do not
+(``docs/design.md``, "The embedded broker")."""
 
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ if __package__ in {None, ""}:  # run as a file: make the repository importable
 
 from orchestrator.launch import EmbeddedBroker
 
-TOPIC = "growth"
+TOPIC, ELSEWHERE = "growth", "growth-elsewhere"
+PROBES = 300
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +41,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="idle polling measured per phase (3)")
     parser.add_argument(
         "--fetch-wait-ms", type=int, default=10, help="the consumer's fetch wait (10, the embedded stack's setting)"
+    )
+    parser.add_argument(
+        "--held-elsewhere",
+        action="store_true",
+        help=f"the phases' batches go to another topic; {PROBES} probes per phase measure the followed one",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (progress on stderr)")
     return parser.parse_args(argv)
@@ -71,7 +80,7 @@ async def _phases(bootstrap: str, broker: psutil.Process, args: argparse.Namespa
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(TOPIC, args.partitions, 1)])
+        await admin.create_topics([NewTopic(TOPIC, args.partitions, 1), NewTopic(ELSEWHERE, args.partitions, 1)])
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, enable_idempotence=False)
@@ -92,14 +101,29 @@ async def _phases(bootstrap: str, broker: psutil.Process, args: argparse.Namespa
     phases: list[dict[str, Any]] = []
     try:
         await asyncio.sleep(2)  # the group join
-        sent = 0
+        sent = followed = 0
         for phase in range(1, args.phases + 1):
             started, cpu_before = time.monotonic(), _cpu_s(broker)
             for _ in range(args.requests):
-                await (await producer.send(TOPIC, b"x" * 400, key=str(sent).encode()))
+                await (
+                    await producer.send(ELSEWHERE if args.held_elsewhere else TOPIC, b"x" * 400, key=str(sent).encode())
+                )
                 sent += 1
-            await follow.reached(sent)
+            if not args.held_elsewhere:
+                followed = sent
+            await follow.reached(followed)
             produce_cpu, elapsed = _cpu_s(broker) - cpu_before, time.monotonic() - started
+            probe: dict[str, Any] = {}
+            if args.held_elsewhere:
+                probe_before = _cpu_s(broker)
+                for _ in range(PROBES):
+                    await (await producer.send(TOPIC, b"x" * 400, key=str(followed).encode()))
+                    followed += 1
+                    await follow.reached(followed)
+                probe = {
+                    "broker_cpu_ms_per_probe": round(1000 * (_cpu_s(broker) - probe_before) / PROBES, 3),
+                    "followed_topic_batches": followed,
+                }
             idle_before = _cpu_s(broker)
             await asyncio.sleep(args.idle_seconds)
             idle_share = (_cpu_s(broker) - idle_before) / args.idle_seconds
@@ -109,11 +133,13 @@ async def _phases(bootstrap: str, broker: psutil.Process, args: argparse.Namespa
                     "broker_cpu_ms_per_produce": round(1000 * produce_cpu / args.requests, 3),
                     "produce_requests_per_s": round(args.requests / elapsed),
                     "idle_fetch_broker_cpu_share": round(idle_share, 3),
+                    **probe,
                 }
             )
+            probed = f", {probe['broker_cpu_ms_per_probe']} ms per probe and its fetch" if probe else ""
             print(
                 f"  phase {phase}: {sent} batches held, {phases[-1]['broker_cpu_ms_per_produce']} ms broker CPU per "
-                f"produce, idle polling {100 * idle_share:.1f} % of a core",
+                f"produce{probed}, idle polling {100 * idle_share:.1f} % of a core",
                 file=sys.stderr,
                 flush=True,
             )
@@ -140,15 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         "harness": "broker_growth",
         "partitions": args.partitions,
         "fetch_wait_ms": args.fetch_wait_ms,
+        "held_elsewhere": args.held_elsewhere,
         "phases": phases,
     }
     if args.json:
         print(json.dumps(result))
     else:
         for p in phases:
+            probe = f"  {p['broker_cpu_ms_per_probe']:>7.3f} ms CPU/probe" if "broker_cpu_ms_per_probe" in p else ""
             print(
                 f"{p['batches_held']:>8} batches held  {p['broker_cpu_ms_per_produce']:>7.3f} ms CPU/produce  "
                 f"{p['produce_requests_per_s']:>6} produce/s  idle fetch {100 * p['idle_fetch_broker_cpu_share']:.1f} %"
+                f"{probe}"
             )
     return 0
 

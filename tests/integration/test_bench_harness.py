@@ -154,3 +154,17 @@ def test_the_broker_growth_reports_cpu_per_produce_request_for_every_phase(root:
         assert phase["broker_cpu_ms_per_produce"] > 0
         assert phase["produce_requests_per_s"] > 0
         assert 0 <= phase["idle_fetch_broker_cpu_share"] < 2
+
+
+def test_the_broker_growth_probes_a_topic_of_its_own_while_the_batches_are_held_elsewhere(root: Path) -> None:
+    report = run_json(
+        root,
+        *("bench/broker_growth.py", "--phases", "2", "--requests", "200", "--idle-seconds", "0.5", "--held-elsewhere"),
+        timeout_s=120,
+    )
+    assert report["held_elsewhere"] is True
+    assert [phase["batches_held"] for phase in report["phases"]] == [200, 400]
+    assert [phase["followed_topic_batches"] for phase in report["phases"]] == [300, 600]
+    for phase in report["phases"]:
+        assert phase["broker_cpu_ms_per_probe"] > 0
+        assert phase["broker_cpu_ms_per_produce"] > 0
