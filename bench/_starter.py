@@ -21,7 +21,7 @@ class Starter:
         await self._producer.start()
 
     async def send(self, order: PlaceOrder) -> None:
-        """Enqueue one start (the producer batches within its linger time); does not wait for the broker."""
+        """Enqueue one start (it goes out with whatever else is waiting); does not wait for the broker."""
         self._acks.append(await send_start(self._producer, self._settings, order))
 
     async def confirm(self) -> None:

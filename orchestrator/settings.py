@@ -64,9 +64,12 @@ class Settings(BaseSettings):
         ),
     )
     producer_linger_ms: int = Field(
-        default=2,
+        default=0,
         ge=0,
-        description="How long a producer waits to put more records in one request: fewer, larger requests.",
+        description=(
+            "How long a producer waits to put more records in one request. 0: none; our publishers hand over a "
+            "transaction's records at once, and what comes while a request is out goes in the next one."
+        ),
     )
     producer_batch_bytes: int = Field(
         default=524_288,
