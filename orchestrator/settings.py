@@ -20,6 +20,15 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="Comma-separated host:port list.")
     topic_prefix: str = Field(default="", description="Prefix for every topic name, e.g. 'acme.'.")
     topic_partitions: int = Field(default=8, ge=1, description="Partitions of topics Sagaline creates.")
+    partition_rotation_s: float = Field(
+        default=0,
+        ge=0,
+        description=(
+            "0: a record goes to the partition of its key's hash (Kafka's choice). Above 0: every producer sends "
+            "to one partition of a topic for this many seconds, then the next, by the wall clock (1 for the "
+            "embedded broker, whose cost per fetch grows with the batches held in the partition fetched)."
+        ),
+    )
     consumer_group_prefix: str = Field(default="sagaline", description="Consumer groups are <prefix>-<service>.")
     fetch_max_wait_ms: int = Field(
         default=100, ge=0, description="Set 10 for the embedded broker: it never wakes a waiting fetch."

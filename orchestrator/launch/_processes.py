@@ -52,11 +52,15 @@ def embedded_broker_env() -> dict[str, str]:
         # Its groups hand a rejoining member the partitions it had, whatever the leader assigns now
         # (orchestrator/messaging/_assignment.py).
         "SAGALINE_REJOIN_UNASSIGNED": "true",
-        # One partition: the embedded stack runs one instance of each service, and this broker's cost per
-        # fetch grows with the partitions fetched (4 instead of 1: a third more broker CPU per saga, measured).
-        # Our clients never have it auto-create a topic (with 4 partitions) after a restart; the services'
-        # topic guard re-creates them with this count (orchestrator/messaging/_no_auto_create.py).
-        "SAGALINE_TOPIC_PARTITIONS": "1",
+        # This broker's cost per fetch grows with the batches held in each partition fetched that has new
+        # records. Eight partitions taken in turn, a second each, by every producer (the events topic keeps one,
+        # for its order), and each consumer fetches only the partition of the turn (orchestrator/messaging/
+        # _rotation.py): a partition holds an eighth of the batches, and a fetch carries one partition a topic
+        # (broker CPU at 250 sagas/s a third lower; bench/RESULTS.md, step 17). Our clients never have it
+        # auto-create a topic after a restart; the services' topic guard re-creates them with this count
+        # (orchestrator/messaging/_no_auto_create.py).
+        "SAGALINE_TOPIC_PARTITIONS": "8",
+        "SAGALINE_PARTITION_ROTATION_S": "1",
     }
     return {name: os.environ.get(name, value) for name, value in defaults.items()}
 

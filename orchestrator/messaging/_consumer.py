@@ -21,6 +21,7 @@ from orchestrator.messaging._fetch_wait import FetchWait
 from orchestrator.messaging._gaps import GapGuard
 from orchestrator.messaging._kafka import consumer_options
 from orchestrator.messaging._offsets import OffsetCommitter
+from orchestrator.messaging._rotation import RotationFollower
 from orchestrator.settings import Settings
 from orchestrator.transient import backoff_forever
 
@@ -166,14 +167,18 @@ async def _raw_records(message: Any, _original: Callable[[Any], Awaitable[Any]])
 IDLE_WAIT_MS = 200
 
 
-def _hand_over_at_once(subscriber: Any, fetch_wait: FetchWait | None) -> None:
+def _hand_over_at_once(subscriber: Any, fetch_wait: FetchWait | None, rotation: RotationFollower | None) -> None:
     """FastStream's batch subscriber sleeps its batch timeout after every empty fetch, and records that arrive
     meanwhile wait that sleep out: up to one fetch wait more per hop. Wait for records instead, without sleeping
     (this replaces the only use of its batch timeout). With ``fetch_wait``, each wait's outcome sets the fetch
-    wait of the consumer's next requests."""
+    wait of the consumer's next requests. With ``rotation``, each fetch asks only for the partitions written to now
+    (``_rotation.py``)."""
 
     async def get_msg(consumer: Any) -> tuple[Any, ...]:
-        batches = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=subscriber.max_records)
+        wait_ms = IDLE_WAIT_MS if rotation is None else rotation.before_fetch(consumer, IDLE_WAIT_MS)
+        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=subscriber.max_records)
+        if rotation is not None:
+            await rotation.after_fetch(consumer)
         records = tuple(itertools.chain.from_iterable(batches.values()))
         if fetch_wait is not None:
             fetch_wait.observe(consumer, got_records=bool(records))
@@ -200,7 +205,8 @@ def subscribe(
         **consumer_options(settings),
     )
 
-    _hand_over_at_once(subscriber, FetchWait.from_settings(settings))
+    rotation = RotationFollower(settings.partition_rotation_s) if settings.partition_rotation_s else None
+    _hand_over_at_once(subscriber, FetchWait.from_settings(settings), rotation)
     committer = OffsetCommitter(subscriber, interval_s=settings.offset_commit_interval_s)
     gaps = GapGuard() if settings.refetch_gaps else None
 

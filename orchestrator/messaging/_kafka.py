@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
 from orchestrator.messaging._no_auto_create import forbid_topic_auto_creation
-from orchestrator.messaging._partitioner import KeyHashPartitioner
+from orchestrator.messaging._partitioner import partitioner_for
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         request_timeout_ms=15_000,
         max_request_size=FETCH_LIMIT_BYTES,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
-        partitioner=KeyHashPartitioner(),
+        partitioner=partitioner_for(settings.partition_rotation_s),
     )
 
 
@@ -88,7 +88,10 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None,
 
 def _partitions(settings: Settings, topic: str) -> int:
     # One DLQ partition: dead letters are few, and `sagaline dlq replay <offset>` needs offsets to be unique.
-    return 1 if topic == settings.topics.dlq else settings.topic_partitions
+    # One events partition when partitions rotate: a saga's lifecycle events stay in order for their readers.
+    if topic == settings.topics.dlq or (settings.partition_rotation_s and topic == settings.topics.events):
+        return 1
+    return settings.topic_partitions
 
 
 async def guard_topics(settings: Settings, *, interval_s: float = 5.0) -> None:

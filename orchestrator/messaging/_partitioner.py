@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from aiokafka.partitioner import murmur2
 
@@ -28,3 +29,21 @@ class KeyHashPartitioner:
         if key is None:
             return random.choice(available or all_partitions)  # noqa: S311 - spreading load, not security
         return all_partitions[_positive_hash(key) % len(all_partitions)]
+
+
+class RotatingPartitioner:
+    """Every producer on the machine sends to the same partition of a topic for ``period_s`` seconds, then to the
+    next, by the wall clock, whatever the key. For the embedded broker, whose cost per fetch grows with the
+    batches held in the fetched partition: the partition taking records holds only its turns' batches."""
+
+    def __init__(self, period_s: float, clock: Callable[[], float] = time.time) -> None:
+        self._period_s = period_s
+        self._clock = clock
+
+    def __call__(self, _key: bytes | None, all_partitions: Sequence[int], _available: Sequence[int]) -> int:
+        return all_partitions[int(self._clock() / self._period_s) % len(all_partitions)]
+
+
+def partitioner_for(rotation_s: float) -> KeyHashPartitioner | RotatingPartitioner:
+    """Kafka's choice by key, or, with ``SAGALINE_PARTITION_ROTATION_S`` above 0, partitions in turn."""
+    return RotatingPartitioner(rotation_s) if rotation_s else KeyHashPartitioner()
