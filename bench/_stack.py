@@ -37,6 +37,7 @@ def infrastructure(stack: Stack, *, fresh_broker: bool = False) -> dict[str, Any
         "kafka": "embedded broker (Tansu)" if stack.broker else f"from {KAFKA_ENV}",
         "fresh_broker_per_run": fresh_broker and stack.broker is not None,
         "topic_partitions": stack.settings.topic_partitions,
+        "partition_rotation_s": stack.settings.partition_rotation_s,
         "fetch_max_wait_ms": stack.settings.fetch_max_wait_ms,
         "fetch_idle_max_wait_ms": stack.settings.fetch_idle_max_wait_ms,
         "fetch_saturated_wait_ms": stack.settings.fetch_saturated_wait_ms,

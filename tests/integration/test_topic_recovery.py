@@ -72,12 +72,13 @@ async def test_sagas_complete_after_the_broker_comes_back_with_other_partition_c
         assert (await wait_terminal(engine, [p.command.order_id for p in before], timeout_s=120)).in_flight == 0
 
         await asyncio.to_thread(stack.broker.restart)
-        # Someone else (an old client, a tool) re-creates the topics first, with four partitions where the
-        # stack uses one; the services' topic guard then finds them present.
+        # Someone else (an old client, a tool) re-creates the topics first, with more partitions than the stack
+        # uses; the services' topic guard then finds them present, and the consumers' old assignments miss some.
+        more = stack.settings.topic_partitions + 4
         admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(t, 4, 1) for t in stack.settings.topics.all()])
+            await admin.create_topics([NewTopic(t, more, 1) for t in stack.settings.topics.all()])
         finally:
             await admin.close()
 
