@@ -31,6 +31,11 @@ class KeyHashPartitioner:
         return all_partitions[_positive_hash(key) % len(all_partitions)]
 
 
+def turn_of(now: float, period_s: float) -> int:
+    """Which turn of partitions taken in turn the wall-clock time ``now`` falls in (producers and consumers agree)."""
+    return int(now / period_s)
+
+
 class RotatingPartitioner:
     """Every producer on the machine sends to the same partition of a topic for ``period_s`` seconds, then to the
     next, by the wall clock, whatever the key. For the embedded broker, whose cost per fetch grows with the
@@ -41,7 +46,7 @@ class RotatingPartitioner:
         self._clock = clock
 
     def __call__(self, _key: bytes | None, all_partitions: Sequence[int], _available: Sequence[int]) -> int:
-        return all_partitions[int(self._clock() / self._period_s) % len(all_partitions)]
+        return all_partitions[turn_of(self._clock(), self._period_s) % len(all_partitions)]
 
 
 def partitioner_for(rotation_s: float) -> KeyHashPartitioner | RotatingPartitioner:

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from orchestrator.messaging._partitioner import turn_of
+
 MARGIN_S = 0.15
 SWEEP_EVERY_S = 2.5
 # Long enough for two fetches at the longest wait a busy consumer uses (50 ms), and one at an idle one's (100 ms).
@@ -34,7 +36,7 @@ class Window:
 
 
 def window(now: float, period_s: float, margin_s: float = MARGIN_S) -> Window:
-    turn = int(now / period_s)
+    turn = turn_of(now, period_s)
     into = now - turn * period_s
     if into < margin_s:
         return Window((turn - 1, turn), turn * period_s + margin_s)

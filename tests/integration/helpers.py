@@ -29,6 +29,15 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout_s: float = 60
         await asyncio.sleep(interval_s)
 
 
+async def until(condition: Callable[[], object], *, timeout_s: float, interval_s: float = 0.05) -> None:
+    """Wait until ``condition()`` is true, looking every ``interval_s``; fail at the timeout."""
+    for _ in range(int(timeout_s / interval_s)):
+        if condition():
+            return
+        await asyncio.sleep(interval_s)
+    raise AssertionError("timed out")
+
+
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
     return await _read_topic(settings.kafka_bootstrap_servers, topic)
 

@@ -22,6 +22,7 @@ import pytest
 from orchestrator.messaging import ensure_topics, make_broker, make_producer, subscribe
 from orchestrator.messaging._fetch_wait import TRY_SHORT_EVERY_S, TRY_SHORT_FOR_S
 from orchestrator.settings import Settings
+from tests.integration.helpers import until
 from tests.support.commands import create_order_record, recording_consumer
 from tests.support.infra import Infra
 
@@ -49,14 +50,6 @@ class _FetchCounter:
         before = self.count
         await asyncio.sleep(seconds)
         return self.count - before
-
-
-async def _until(condition: Any, *, timeout_s: float) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 async def _clear_of_tries_for(seconds: float) -> None:
@@ -105,7 +98,7 @@ async def _service(settings: Settings, group: str) -> AsyncIterator[_Service]:
     try:
         await producer.start()
         await broker.start()
-        await _until(lambda: bool(subscriber.consumer.assignment()), timeout_s=30)
+        await until(lambda: bool(subscriber.consumer.assignment()), timeout_s=30)
         yield _Service(settings, subscriber, producer, handled)
     finally:
         await broker.stop()
@@ -131,8 +124,8 @@ async def test_an_idle_consumer_asks_seldom_and_still_gets_the_next_record(
             assert idle_fetches >= 20, f"only {idle_fetches} fetches in 2 s at a {BUSY_MS} ms wait"
 
         await service.send("after-the-quiet")
-        await _until(lambda: service.handled == ["after-the-quiet"], timeout_s=10)
-        await _until(lambda: service.wait_ms == BUSY_MS, timeout_s=1)
+        await until(lambda: service.handled == ["after-the-quiet"], timeout_s=10)
+        await until(lambda: service.wait_ms == BUSY_MS, timeout_s=1)
 
 
 @contextmanager
@@ -156,15 +149,15 @@ async def test_a_consumer_on_a_saturated_machine_asks_with_the_longer_wait_until
         assert service.wait_ms == BUSY_MS  # an idle test machine is not saturated
         fetches = _FetchCounter(service.subscriber.consumer)
         with _every_cpu_busy():
-            await _until(lambda: service.wait_ms == SATURATED_MS, timeout_s=15)
+            await until(lambda: service.wait_ms == SATURATED_MS, timeout_s=15)
             await _clear_of_tries_for(2.5)
             await asyncio.sleep(SATURATED_MS / 1000)  # the last short fetch answered
             saturated_fetches = await fetches.during(2.0)
             await service.send("while-saturated")
-            await _until(lambda: service.handled == ["while-saturated"], timeout_s=10)
+            await until(lambda: service.handled == ["while-saturated"], timeout_s=10)
 
             await _until_the_next_try()
-            await _until(lambda: service.wait_ms == BUSY_MS, timeout_s=TRY_SHORT_FOR_S - 0.5)  # trying the short one
-            await _until(lambda: service.wait_ms == SATURATED_MS, timeout_s=TRY_SHORT_FOR_S + 1.5)
+            await until(lambda: service.wait_ms == BUSY_MS, timeout_s=TRY_SHORT_FOR_S - 0.5)  # trying the short one
+            await until(lambda: service.wait_ms == SATURATED_MS, timeout_s=TRY_SHORT_FOR_S + 1.5)
         assert saturated_fetches <= 2 * 1000 / SATURATED_MS + 3, f"{saturated_fetches} fetches in 2 s"
-        await _until(lambda: service.wait_ms == BUSY_MS, timeout_s=15)
+        await until(lambda: service.wait_ms == BUSY_MS, timeout_s=15)

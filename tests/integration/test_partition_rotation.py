@@ -18,6 +18,7 @@ from aiokafka import TopicPartition
 from orchestrator.messaging import ensure_topics, make_broker, make_producer, subscribe
 from orchestrator.messaging._rotation import SWEEP_EVERY_S, SWEEP_S
 from orchestrator.settings import Settings
+from tests.integration.helpers import until
 from tests.support.commands import create_order_record, recording_consumer
 from tests.support.infra import Infra
 
@@ -33,14 +34,6 @@ def _settings(infra: Infra, topic_prefix: str) -> Settings:
         kafka_bootstrap_servers=infra.bootstrap_servers,
         topic_prefix=f"{topic_prefix}{uuid.uuid4().hex[:8]}.",
     )
-
-
-async def _until(condition: Any, *, timeout_s: float) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 @asynccontextmanager
@@ -60,7 +53,7 @@ async def _service(settings: Settings, group: str) -> AsyncIterator[tuple[Any, A
     try:
         await producer.start()
         await broker.start()
-        await _until(lambda: len(subscriber.consumer.assignment()) == PARTITIONS, timeout_s=30)
+        await until(lambda: len(subscriber.consumer.assignment()) == PARTITIONS, timeout_s=30)
         yield subscriber.consumer, producer, handled
     finally:
         await broker.stop()
@@ -81,7 +74,7 @@ async def test_records_of_every_turn_and_of_any_partition_reach_the_consumer(inf
             sent.append(message_id)
             await asyncio.sleep(0.02)
         assert len(partitions) >= 3, f"records went to partitions {partitions} only"
-        await _until(lambda: set(handled) >= set(sent), timeout_s=10)
+        await until(lambda: set(handled) >= set(sent), timeout_s=10)
 
         # Between sweeps a fetch asks for the turn's partition (and, near a change, the next or previous one).
         seen_paused: list[int] = []
@@ -94,7 +87,7 @@ async def test_records_of_every_turn_and_of_any_partition_reach_the_consumer(inf
         strays = [f"stray-{p}" for p in range(PARTITIONS)]
         for p, message_id in enumerate(strays):
             await producer.send_and_wait(topic, partition=p, **create_order_record(message_id))
-        await _until(lambda: set(handled) >= set(strays), timeout_s=2 * SWEEP_EVERY_S + SWEEP_S + 3)
+        await until(lambda: set(handled) >= set(strays), timeout_s=2 * SWEEP_EVERY_S + SWEEP_S + 3)
         assert all(TopicPartition(topic, p) in consumer.assignment() for p in range(PARTITIONS))
 
 
