@@ -19,6 +19,7 @@ from orchestrator.launch._driver import send_orders
 from orchestrator.messaging import ensure_topics, make_producer
 from orchestrator.persistence import create_engine
 from orchestrator.settings import Settings
+from tests.integration.helpers import until
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -85,9 +86,18 @@ async def test_sagas_complete_after_the_broker_comes_back_with_other_partition_c
         await send_orders(stack.settings, [p.command for p in after])
         progress = await wait_terminal(engine, [p.command.order_id for p in after], timeout_s=180)
         await engine.dispose()
+        # With partitions taken in turn, the sagas can all end on partitions the old assignments hold, before a
+        # service has seen the others unassigned for five checks: wait for that instead of stopping first.
+        await until(lambda: REJOINED in _logs(tmp_path), timeout_s=30, interval_s=0.5)
     finally:
         stack.stop()
     assert progress.in_flight == 0, f"sagas not terminal: {progress.by_status}"
     assert progress.by_status == dict(Counter(p.scenario.expected_status for p in after))
-    logs = "".join(path.read_text() for path in (tmp_path / "stack" / "logs").glob("*.log"))
-    assert "stayed unassigned; rejoining the group as a new member" in logs
+    assert REJOINED in _logs(tmp_path)
+
+
+REJOINED = "stayed unassigned; rejoining the group as a new member"
+
+
+def _logs(tmp_path: Path) -> str:
+    return "".join(path.read_text() for path in (tmp_path / "stack" / "logs").glob("*.log"))
